@@ -1,0 +1,342 @@
+//! The bridge configuration: typed structs loaded from YAML.
+//!
+//! The key paths documented in `bridge.example.yaml` are a contract other
+//! tools rely on; extend around them, do not rename them. Loading, `${ENV}`
+//! expansion and error reporting with file lines live in [`load`]; checks
+//! that span several keys live in [`validate`].
+
+mod load;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::qq::Protocol;
+use crate::secret::Secret;
+
+pub use load::{load_file, load_str, ConfigError};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// SQLite database file.
+    #[serde(default = "default_database")]
+    pub database: PathBuf,
+    pub qq: QqConfig,
+    #[serde(default)]
+    pub irc: IrcConfig,
+    #[serde(default)]
+    pub matrix: MatrixConfig,
+    /// `"@user:server"`, `"server"` or `"*"` -> `user` | `admin`.
+    #[serde(default = "default_permissions")]
+    pub permissions: BTreeMap<String, PermissionLevel>,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+fn default_database() -> PathBuf {
+    PathBuf::from("qqbridge.db")
+}
+
+fn default_permissions() -> BTreeMap<String, PermissionLevel> {
+    BTreeMap::from([("*".to_owned(), PermissionLevel::User)])
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QqConfig {
+    /// Default protocol for logins that do not name one.
+    #[serde(default = "default_protocol")]
+    pub protocol: Protocol,
+    /// Base URL of the QQ server; every WebQQ path hangs off the same base.
+    pub server: String,
+    #[serde(default)]
+    pub simulator: SimulatorConfig,
+}
+
+fn default_protocol() -> Protocol {
+    Protocol::Http11
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorConfig {
+    /// Start the embedded simulator inside the bridge process.
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_sim_listen")]
+    pub listen: SocketAddr,
+    /// `null` = built-in demo scenario, else a YAML file.
+    #[serde(default)]
+    pub scenario: Option<PathBuf>,
+    /// Loopback address of the test-only control API; none when absent.
+    #[serde(default)]
+    pub control_listen: Option<SocketAddr>,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            enabled: false,
+            listen: default_sim_listen(),
+            scenario: None,
+            control_listen: None,
+        }
+    }
+}
+
+fn default_sim_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8000))
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrcConfig {
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// Puppet connections on existing IRC networks (not in this build yet:
+    /// validation refuses a non-empty list rather than ignoring it).
+    #[serde(default)]
+    pub networks: Vec<serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_gateway_listen")]
+    pub listen: SocketAddr,
+    /// Server password (PASS) clients must send; none = open.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// The server name shown to clients.
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+    /// How long a disconnected client's QQ sessions stay logged in, with
+    /// messages kept for replay on reconnect.
+    #[serde(default = "default_grace_period")]
+    pub grace_period_s: u64,
+    /// Most clients connected at once.
+    #[serde(default = "default_max_clients")]
+    pub max_clients: usize,
+    /// Seconds a client may stay silent before the gateway sends it a PING.
+    #[serde(default = "default_ping_interval")]
+    pub ping_interval_s: u64,
+    /// Seconds a client has to answer a PING before it is dropped.
+    #[serde(default = "default_ping_timeout")]
+    pub ping_timeout_s: u64,
+    /// Flood control: lines a client may send at once before being slowed
+    /// down to `flood_lines_per_s` (reading is delayed, nothing is dropped).
+    #[serde(default = "default_flood_burst")]
+    pub flood_burst: u32,
+    #[serde(default = "default_flood_rate")]
+    pub flood_lines_per_s: f64,
+    /// Lines that may wait to be written to one client; a client that does
+    /// not read that many is disconnected instead of stalling the bridge.
+    #[serde(default = "default_send_queue")]
+    pub send_queue_lines: usize,
+    /// Serve TLS with this certificate and key (PEM files); none = plain.
+    #[serde(default)]
+    pub tls: Option<GatewayTlsConfig>,
+}
+
+/// The gateway's TLS certificate chain and private key, as PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayTlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            enabled: false,
+            listen: default_gateway_listen(),
+            password: None,
+            server_name: default_server_name(),
+            grace_period_s: default_grace_period(),
+            max_clients: default_max_clients(),
+            ping_interval_s: default_ping_interval(),
+            ping_timeout_s: default_ping_timeout(),
+            flood_burst: default_flood_burst(),
+            flood_lines_per_s: default_flood_rate(),
+            send_queue_lines: default_send_queue(),
+            tls: None,
+        }
+    }
+}
+
+fn default_gateway_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6667))
+}
+fn default_server_name() -> String {
+    "qqbridge".to_owned()
+}
+fn default_grace_period() -> u64 {
+    600
+}
+fn default_max_clients() -> usize {
+    100
+}
+fn default_ping_interval() -> u64 {
+    90
+}
+fn default_ping_timeout() -> u64 {
+    60
+}
+fn default_flood_burst() -> u32 {
+    10
+}
+fn default_flood_rate() -> f64 {
+    2.0
+}
+fn default_send_queue() -> usize {
+    4096
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MatrixMode {
+    #[default]
+    Appservice,
+    Bot,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub mode: MatrixMode,
+    #[serde(default = "default_homeserver_url")]
+    pub homeserver_url: String,
+    #[serde(default = "default_domain")]
+    pub domain: String,
+    #[serde(default)]
+    pub appservice: AppserviceConfig,
+}
+
+impl Default for MatrixConfig {
+    fn default() -> Self {
+        MatrixConfig {
+            enabled: false,
+            mode: MatrixMode::Appservice,
+            homeserver_url: default_homeserver_url(),
+            domain: default_domain(),
+            appservice: AppserviceConfig::default(),
+        }
+    }
+}
+
+fn default_homeserver_url() -> String {
+    "http://127.0.0.1:8008".to_owned()
+}
+fn default_domain() -> String {
+    "localhost".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppserviceConfig {
+    #[serde(default = "default_as_id")]
+    pub id: String,
+    #[serde(default = "default_as_listen")]
+    pub listen: SocketAddr,
+    /// Where the homeserver reaches the bridge.
+    #[serde(default = "default_as_url")]
+    pub url: String,
+    #[serde(default = "default_sender_localpart")]
+    pub sender_localpart: String,
+    #[serde(default = "default_prefix")]
+    pub user_prefix: String,
+    #[serde(default = "default_prefix")]
+    pub alias_prefix: String,
+    /// `generate` (or absent) = generated once and kept in the store.
+    #[serde(default)]
+    pub as_token: Option<Secret>,
+    #[serde(default)]
+    pub hs_token: Option<Secret>,
+}
+
+impl Default for AppserviceConfig {
+    fn default() -> Self {
+        AppserviceConfig {
+            id: default_as_id(),
+            listen: default_as_listen(),
+            url: default_as_url(),
+            sender_localpart: default_sender_localpart(),
+            user_prefix: default_prefix(),
+            alias_prefix: default_prefix(),
+            as_token: None,
+            hs_token: None,
+        }
+    }
+}
+
+fn default_as_id() -> String {
+    "qqbridge".to_owned()
+}
+fn default_as_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 29331))
+}
+fn default_as_url() -> String {
+    "http://127.0.0.1:29331".to_owned()
+}
+fn default_sender_localpart() -> String {
+    "qqbot".to_owned()
+}
+fn default_prefix() -> String {
+    "_qq_".to_owned()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PermissionLevel {
+    User,
+    Admin,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// A tracing filter (`info`, `qqbridge=debug,info`); `RUST_LOG` wins.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+    #[serde(default)]
+    pub json: bool,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            filter: default_log_filter(),
+            json: false,
+        }
+    }
+}
+
+fn default_log_filter() -> String {
+    "info".to_owned()
+}
+
+impl Config {
+    /// The permission level of a chat-side user id (`@alice:example.org`),
+    /// most specific rule first: exact user, then server, then `*`.
+    pub fn permission_of(&self, user_id: &str) -> Option<PermissionLevel> {
+        if let Some(level) = self.permissions.get(user_id) {
+            return Some(*level);
+        }
+        if let Some((_, server)) = user_id.split_once(':') {
+            if let Some(level) = self.permissions.get(server) {
+                return Some(*level);
+            }
+        }
+        self.permissions.get("*").copied()
+    }
+}

@@ -1,0 +1,656 @@
+//! The bridge hub: owns every bridge user's QQ session, turns QQ events into
+//! [`SideEvent`]s for the user's chat side, and carries chat-side messages
+//! to QQ. Both directions go through the outbox (see [`crate::core::outbox`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::backoff::Backoff;
+use crate::config::PermissionLevel;
+use crate::core::echo::EchoGuard;
+use crate::core::model::{ChatId, Contact, Presence, RichText, Uin};
+use crate::core::outbox::{Carried, Courier, Outbox};
+use crate::core::side::{chat_id_serde, ChatSide, DeliveryError, SideEvent};
+use crate::core::text;
+use crate::qq::{
+    EndReason, LoginRequest, LoginStep, PendingLogin, Protocol, QqConnector, QqError, QqEvent, QqSession,
+};
+use crate::store::{MessageLink, QqLogin, Store, StoreError};
+
+/// Channel capacity of one session's event stream: a bound so a flooding QQ
+/// session applies backpressure to its own poller, never to other users.
+const SESSION_EVENT_QUEUE: usize = 1024;
+/// Attempts for one outgoing QQ message before the user is told it failed.
+const QQ_SEND_ATTEMPTS: u32 = 8;
+
+/// Who may use the bridge, from the config's `permissions`.
+pub type PermissionFn = Arc<dyn Fn(&str) -> Option<PermissionLevel> + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("you are not logged in to QQ; use: login <qq number> <password>")]
+    NotLoggedIn,
+    #[error("you may not use this bridge")]
+    Forbidden,
+    #[error(transparent)]
+    Qq(#[from] QqError),
+    #[error("storage failure: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// A chat-side message on its way to QQ, as kept in the outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OutgoingQq {
+    owner: Uin,
+    #[serde(with = "chat_id_serde")]
+    chat: ChatId,
+    text: RichText,
+    origin_id: Option<String>,
+}
+
+pub(crate) struct UserState {
+    pub(crate) session: Option<Arc<dyn QqSession>>,
+    pub(crate) pending_captcha: Option<Box<dyn PendingLogin>>,
+    pub(crate) pending_login: Option<(Uin, Protocol, crate::secret::Secret)>,
+    /// Events of the session a pending captcha login will create.
+    pub(crate) pending_events: Option<mpsc::Receiver<QqEvent>>,
+    pub(crate) contacts: HashMap<Uin, Contact>,
+}
+
+pub struct BridgeCore {
+    pub(crate) store: Arc<dyn Store>,
+    connectors: HashMap<Protocol, Arc<dyn QqConnector>>,
+    pub(crate) default_protocol: Protocol,
+    permissions: PermissionFn,
+    pub(crate) users: Mutex<HashMap<String, UserState>>,
+    sides: RwLock<HashMap<String, Arc<dyn ChatSide>>>,
+    outbox: Outbox,
+    echo: EchoGuard,
+    myself: Weak<BridgeCore>,
+}
+
+fn side_destination(user: &str) -> String {
+    format!("to:{user}")
+}
+
+fn qq_destination(user: &str) -> String {
+    format!("qq:{user}")
+}
+
+fn new_message_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+impl BridgeCore {
+    pub fn new(
+        store: Arc<dyn Store>,
+        connectors: Vec<Arc<dyn QqConnector>>,
+        default_protocol: Protocol,
+        permissions: PermissionFn,
+    ) -> Arc<BridgeCore> {
+        Arc::new_cyclic(|myself| BridgeCore {
+            outbox: Outbox::new(store.clone()),
+            store,
+            connectors: connectors.into_iter().map(|c| (c.protocol(), c)).collect(),
+            default_protocol,
+            permissions,
+            users: Mutex::new(HashMap::new()),
+            sides: RwLock::new(HashMap::new()),
+            echo: EchoGuard::default(),
+            myself: myself.clone(),
+        })
+    }
+
+    fn courier(&self) -> Option<Arc<dyn Courier>> {
+        self.myself.upgrade().map(|c| c as Arc<dyn Courier>)
+    }
+
+    /// Registers a chat side; it receives the events of users whose id
+    /// starts with `<name>:`.
+    pub fn register_side(&self, side: Arc<dyn ChatSide>) {
+        if let Ok(mut sides) = self.sides.write() {
+            sides.insert(side.name().to_owned(), side);
+        }
+    }
+
+    fn side_of(&self, user: &str) -> Option<Arc<dyn ChatSide>> {
+        let prefix = user.split_once(':').map_or(user, |(p, _)| p);
+        self.sides.read().ok()?.get(prefix).cloned()
+    }
+
+    pub fn permission(&self, user: &str) -> Option<PermissionLevel> {
+        (self.permissions)(user)
+    }
+
+    /// The QQ number a user is logged in with.
+    pub fn login_of(&self, user: &str) -> Option<Uin> {
+        let users = self.users.lock().ok()?;
+        users.get(user)?.session.as_ref().map(|s| s.uin())
+    }
+
+    pub(crate) fn session_of(&self, user: &str) -> Result<Arc<dyn QqSession>, CoreError> {
+        let users = self.users.lock().map_err(|_| CoreError::NotLoggedIn)?;
+        users
+            .get(user)
+            .and_then(|u| u.session.clone())
+            .ok_or(CoreError::NotLoggedIn)
+    }
+
+    /// The user's buddies as last known (refreshed on login and on change).
+    pub fn contacts(&self, user: &str) -> Vec<Contact> {
+        let Ok(users) = self.users.lock() else { return Vec::new() };
+        let mut list: Vec<Contact> = users
+            .get(user)
+            .map(|u| u.contacts.values().cloned().collect())
+            .unwrap_or_default();
+        list.sort_by_key(|c| c.uin);
+        list
+    }
+
+    pub fn contact(&self, user: &str, uin: Uin) -> Option<Contact> {
+        let users = self.users.lock().ok()?;
+        users.get(user)?.contacts.get(&uin).cloned()
+    }
+
+    /// Tells the core a user's side is reachable again (IRC client back):
+    /// anything queued for them is delivered now.
+    pub fn user_reachable(&self, user: &str) {
+        if let Some(courier) = self.courier() {
+            self.outbox.wake(&courier, &side_destination(user));
+        }
+    }
+
+    /// Queues an event for a user's chat side.
+    pub async fn notify_user(&self, user: &str, event: &SideEvent) -> Result<(), CoreError> {
+        let Some(courier) = self.courier() else { return Ok(()) };
+        let payload = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let lane = match event {
+            SideEvent::Message { chat, .. } => chat.to_string(),
+            _ => String::new(),
+        };
+        self.outbox
+            .push(&courier, &side_destination(user), &lane, &payload)
+            .await?;
+        Ok(())
+    }
+
+    /// Accepts a chat-side message for QQ. It is stored before this returns,
+    /// and delivered in order; the outcome comes back to the user's side as
+    /// [`SideEvent::Sent`] or [`SideEvent::SendFailed`].
+    pub async fn send_to_qq(
+        &self,
+        user: &str,
+        chat: ChatId,
+        text: RichText,
+        origin_id: Option<String>,
+    ) -> Result<(), CoreError> {
+        let owner = self.login_of(user).ok_or(CoreError::NotLoggedIn)?;
+        let Some(courier) = self.courier() else { return Ok(()) };
+        let item = OutgoingQq {
+            owner,
+            chat,
+            text,
+            origin_id,
+        };
+        let payload = serde_json::to_string(&item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.outbox
+            .push(&courier, &qq_destination(user), &chat.to_string(), &payload)
+            .await?;
+        Ok(())
+    }
+
+    /// Logs a user in. Returns the reply line for the user.
+    pub async fn login(
+        &self,
+        user: &str,
+        uin: Uin,
+        password: crate::secret::Secret,
+        protocol: Option<Protocol>,
+    ) -> Result<String, CoreError> {
+        if self.permission(user).is_none() {
+            return Err(CoreError::Forbidden);
+        }
+        if let Some(current) = self.login_of(user) {
+            // A user coming back (new IRC connection, bridge restarted)
+            // proves it is them with the stored password and resumes the
+            // live session instead of logging in twice.
+            let stored = self.store.logins_of(user).await?;
+            let matches = stored.iter().any(|l| l.uin == uin && l.password == password);
+            if current == uin && matches {
+                self.user_reachable(user);
+                return Ok(format!("resumed your QQ session {uin}"));
+            }
+            if current == uin {
+                return Err(QqError::BadCredentials.into());
+            }
+            return Ok(format!("already logged in as {current}; logout first"));
+        }
+        let protocol = protocol.unwrap_or(self.default_protocol);
+        let connector = self
+            .connectors
+            .get(&protocol)
+            .cloned()
+            .ok_or_else(|| QqError::Unsupported(format!("protocol {protocol} is not available")))?;
+        let (tx, rx) = mpsc::channel(SESSION_EVENT_QUEUE);
+        let request = LoginRequest {
+            uin,
+            password: password.clone(),
+            presence: Presence::Online,
+        };
+        let step = connector.login(request, tx).await?;
+        self.finish_login_step(user, uin, protocol, password, step, rx).await
+    }
+
+    /// Continues a WebQQ login waiting for a captcha.
+    pub async fn submit_captcha(&self, user: &str, code: String) -> Result<String, CoreError> {
+        let (pending, creds, events) = {
+            let mut users = self.users.lock().map_err(|_| CoreError::NotLoggedIn)?;
+            match users.get_mut(user) {
+                Some(s) => (s.pending_captcha.take(), s.pending_login.take(), s.pending_events.take()),
+                None => (None, None, None),
+            }
+        };
+        let (Some(pending), Some((uin, protocol, password)), Some(rx)) = (pending, creds, events) else {
+            return Ok("no login is waiting for a captcha".to_owned());
+        };
+        let step = pending.submit_captcha(code).await?;
+        self.finish_login_step(user, uin, protocol, password, step, rx).await
+    }
+
+    async fn finish_login_step(
+        &self,
+        user: &str,
+        uin: Uin,
+        protocol: Protocol,
+        password: crate::secret::Secret,
+        step: LoginStep,
+        rx: mpsc::Receiver<QqEvent>,
+    ) -> Result<String, CoreError> {
+        match step {
+            LoginStep::Done(session) => {
+                self.store
+                    .save_login(&QqLogin {
+                        user: user.to_owned(),
+                        uin,
+                        protocol,
+                        password,
+                        presence: Presence::Online,
+                    })
+                    .await?;
+                self.attach_session(user, session, rx).await;
+                Ok(format!("logged in to QQ as {uin} ({protocol})"))
+            }
+            LoginStep::NeedCaptcha { image, pending } => {
+                if let Ok(mut users) = self.users.lock() {
+                    let state = users.entry(user.to_owned()).or_insert_with(empty_state);
+                    state.pending_captcha = Some(pending);
+                    state.pending_login = Some((uin, protocol, password));
+                    state.pending_events = Some(rx);
+                }
+                let _ = image;
+                Ok("QQ wants a captcha: look at the image and answer with: captcha <code>".to_owned())
+            }
+        }
+    }
+
+    /// Makes a logged-in session the user's current one and starts relaying.
+    async fn attach_session(&self, user: &str, session: Arc<dyn QqSession>, rx: mpsc::Receiver<QqEvent>) {
+        let owner = session.uin();
+        let contacts = session.contacts().await.unwrap_or_else(|e| {
+            tracing::warn!(%owner, error = %e, "cannot read the buddy list");
+            Vec::new()
+        });
+        if let Ok(mut users) = self.users.lock() {
+            let state = users.entry(user.to_owned()).or_insert_with(empty_state);
+            state.session = Some(session.clone());
+            state.contacts = contacts.into_iter().map(|c| (c.uin, c)).collect();
+        }
+        if let Some(core) = self.myself.upgrade() {
+            let user = user.to_owned();
+            tokio::spawn(async move { core.pump_events(user, owner, rx).await });
+        }
+        if let Err(e) = self.notify_user(user, &SideEvent::LoggedIn { owner }).await {
+            tracing::error!(error = %e, "cannot queue the login event");
+        }
+        if let Some(courier) = self.courier() {
+            self.outbox.wake(&courier, &qq_destination(user));
+        }
+    }
+
+    /// Logs the user out and forgets the stored login.
+    pub async fn logout(&self, user: &str) -> Result<String, CoreError> {
+        let session = self.detach_session(user);
+        let Some(session) = session else {
+            return Ok("you are not logged in".to_owned());
+        };
+        let uin = session.uin();
+        self.store.delete_login(user, uin).await?;
+        if let Err(e) = session.logout().await {
+            tracing::warn!(%uin, error = %e, "logout request failed");
+        }
+        Ok(format!("logged out of QQ {uin}"))
+    }
+
+    fn detach_session(&self, user: &str) -> Option<Arc<dyn QqSession>> {
+        let mut users = self.users.lock().ok()?;
+        let state = users.get_mut(user)?;
+        state.contacts.clear();
+        state.session.take()
+    }
+
+    /// Sets the user's QQ status and remembers it for restarts.
+    pub async fn set_presence(&self, user: &str, presence: Presence) -> Result<(), CoreError> {
+        let session = self.session_of(user)?;
+        session.set_presence(presence).await?;
+        if let Some(mut login) = self
+            .store
+            .logins_of(user)
+            .await?
+            .into_iter()
+            .find(|l| l.uin == session.uin())
+        {
+            login.presence = presence;
+            self.store.save_login(&login).await?;
+        }
+        Ok(())
+    }
+
+    /// Logs in again every stored login (after a restart), in the
+    /// background, retrying with backoff while the QQ server is unreachable.
+    pub async fn restore_logins(&self) -> Result<usize, CoreError> {
+        let logins = self.store.logins().await?;
+        let count = logins.len();
+        for login in logins {
+            // Whatever was queued before the restart goes out once possible.
+            if let Some(courier) = self.courier() {
+                self.outbox.wake(&courier, &side_destination(&login.user));
+                self.outbox.wake(&courier, &qq_destination(&login.user));
+            }
+            let Some(core) = self.myself.upgrade() else { break };
+            tokio::spawn(async move { core.restore_login(login).await });
+        }
+        Ok(count)
+    }
+
+    async fn restore_login(&self, login: QqLogin) {
+        let Some(connector) = self.connectors.get(&login.protocol).cloned() else {
+            tracing::warn!(uin = %login.uin, protocol = %login.protocol, "stored login uses an unavailable protocol");
+            return;
+        };
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+        loop {
+            let (tx, rx) = mpsc::channel(SESSION_EVENT_QUEUE);
+            let request = LoginRequest {
+                uin: login.uin,
+                password: login.password.clone(),
+                presence: login.presence,
+            };
+            match connector.login(request, tx).await {
+                Ok(LoginStep::Done(session)) => {
+                    self.attach_session(&login.user, session, rx).await;
+                    tracing::info!(user = %login.user, uin = %login.uin, "restored QQ login");
+                    return;
+                }
+                Ok(LoginStep::NeedCaptcha { .. }) => {
+                    let _ = self
+                        .notify_user(
+                            &login.user,
+                            &SideEvent::Notice {
+                                text: format!("QQ {} needs a captcha to log in again; use login", login.uin),
+                            },
+                        )
+                        .await;
+                    return;
+                }
+                Err(e @ (QqError::Unreachable(_) | QqError::Throttled | QqError::Protocol(_))) => {
+                    tracing::warn!(uin = %login.uin, error = %e, "re-login failed; retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(e) => {
+                    let _ = self
+                        .notify_user(
+                            &login.user,
+                            &SideEvent::Notice {
+                                text: format!("could not log in to QQ {} again: {e}", login.uin),
+                            },
+                        )
+                        .await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads one session's events until it ends.
+    async fn pump_events(&self, user: String, owner: Uin, mut rx: mpsc::Receiver<QqEvent>) {
+        while let Some(event) = rx.recv().await {
+            let span = tracing::debug_span!("qq_event", %user, %owner);
+            let _enter = span.enter();
+            let result = self.handle_qq_event(&user, owner, event).await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "cannot relay a QQ event");
+            }
+        }
+    }
+
+    async fn handle_qq_event(&self, user: &str, owner: Uin, event: QqEvent) -> Result<(), CoreError> {
+        let side_event = match event {
+            QqEvent::Message {
+                chat,
+                sender,
+                sender_name,
+                text,
+                remote_id,
+            } => {
+                let plain = text::render_plain(&text, text::FaceStyle::Name);
+                if self.echo.is_echo(owner, &chat, sender, &plain) {
+                    tracing::debug!(%chat, "dropped our own message coming back");
+                    return Ok(());
+                }
+                let message_id = new_message_id();
+                if let Some(remote_id) = remote_id {
+                    let link = MessageLink {
+                        side: format!("qq:{owner}"),
+                        side_id: remote_id,
+                        owner,
+                        chat,
+                        message: message_id.clone(),
+                    };
+                    if !self.store.insert_message_link(&link).await? {
+                        tracing::debug!(%chat, "dropped a duplicate QQ message");
+                        return Ok(());
+                    }
+                }
+                let sender_name = sender_name
+                    .or_else(|| self.contact(user, sender).map(|c| c.display_name().to_owned()))
+                    .unwrap_or_else(|| sender.to_string());
+                SideEvent::Message {
+                    owner,
+                    chat,
+                    sender,
+                    sender_name,
+                    text,
+                    message_id,
+                }
+            }
+            QqEvent::Presence { uin, presence } => {
+                if let Ok(mut users) = self.users.lock() {
+                    if let Some(c) = users.get_mut(user).and_then(|s| s.contacts.get_mut(&uin)) {
+                        c.presence = presence;
+                    }
+                }
+                SideEvent::Presence { owner, uin, presence }
+            }
+            QqEvent::FriendRequest { uin, message } => SideEvent::FriendRequest { owner, uin, message },
+            QqEvent::FriendAccepted { uin } => {
+                self.refresh_contacts(user).await;
+                SideEvent::FriendAccepted { owner, uin }
+            }
+            QqEvent::FriendRefused { uin, reason } => SideEvent::FriendRefused { owner, uin, reason },
+            QqEvent::ContactsChanged => {
+                self.refresh_contacts(user).await;
+                SideEvent::LoggedIn { owner }
+            }
+            QqEvent::Reconnecting { reason } => SideEvent::Notice {
+                text: format!("QQ connection trouble ({reason}); retrying, nothing is lost"),
+            },
+            QqEvent::Reconnected => SideEvent::Notice {
+                text: "QQ connection restored".to_owned(),
+            },
+            QqEvent::SessionEnded(reason) => {
+                let was_current = self.login_of(user) == Some(owner);
+                if was_current {
+                    self.detach_session(user);
+                }
+                let reason = match reason {
+                    EndReason::LoggedOut => "logged out".to_owned(),
+                    EndReason::Kicked(why) => format!("kicked by the QQ server: {why}"),
+                    EndReason::LoginFailed(why) => format!("could not log in again: {why}"),
+                };
+                SideEvent::LoggedOut { owner, reason }
+            }
+        };
+        self.notify_user(user, &side_event).await
+    }
+
+    async fn refresh_contacts(&self, user: &str) {
+        let Ok(session) = self.session_of(user) else { return };
+        match session.contacts().await {
+            Ok(list) => {
+                if let Ok(mut users) = self.users.lock() {
+                    if let Some(state) = users.get_mut(user) {
+                        state.contacts = list.into_iter().map(|c| (c.uin, c)).collect();
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot refresh the buddy list"),
+        }
+    }
+
+    /// Stops relaying and logs every session out; stored logins and the
+    /// outbox stay on disk for the next start.
+    pub async fn shutdown(&self) {
+        self.outbox.stop();
+        let sessions: Vec<Arc<dyn QqSession>> = match self.users.lock() {
+            Ok(mut users) => users.values_mut().filter_map(|u| u.session.take()).collect(),
+            Err(_) => Vec::new(),
+        };
+        let logouts = sessions.into_iter().map(|s| async move {
+            let uin = s.uin();
+            match tokio::time::timeout(Duration::from_secs(5), s.logout()).await {
+                Ok(Ok(())) => tracing::info!(%uin, "logged out"),
+                Ok(Err(e)) => tracing::warn!(%uin, error = %e, "logout failed"),
+                Err(_) => tracing::warn!(%uin, "logout timed out"),
+            }
+        });
+        futures::future::join_all(logouts).await;
+    }
+
+    async fn carry_to_side(&self, user: &str, item: &crate::store::OutboxItem) -> Carried {
+        let event: SideEvent = match serde_json::from_str(&item.payload) {
+            Ok(e) => e,
+            Err(e) => return Carried::Failed(format!("unreadable outbox item: {e}")),
+        };
+        let Some(side) = self.side_of(user) else {
+            return Carried::Later(format!("no chat side serves {user} yet"));
+        };
+        match side.deliver(user, &event).await {
+            Ok(()) => Carried::Done,
+            Err(DeliveryError::Retry(why)) => Carried::Later(why),
+            Err(DeliveryError::Permanent(why)) => Carried::Failed(why),
+        }
+    }
+
+    async fn carry_to_qq(&self, user: &str, item: &crate::store::OutboxItem) -> Carried {
+        let out: OutgoingQq = match serde_json::from_str(&item.payload) {
+            Ok(o) => o,
+            Err(e) => return Carried::Failed(format!("unreadable outbox item: {e}")),
+        };
+        let session = match self.session_of(user) {
+            Ok(s) if s.uin() == out.owner => s,
+            _ => {
+                // Logged out (or into another account) since the message was
+                // written: it cannot go out as the account it was written as.
+                if self.store.logins_of(user).await.is_ok_and(|l| l.iter().any(|l| l.uin == out.owner)) {
+                    return Carried::Later("QQ session is logging in again".to_owned());
+                }
+                self.report_send_failure(user, &out, "you are no longer logged in to that QQ account")
+                    .await;
+                return Carried::Failed("owner logged out".to_owned());
+            }
+        };
+        match session.send(&out.chat, &out.text).await {
+            Ok(()) => {
+                self.echo
+                    .remember(out.owner, &out.chat, &text::render_plain(&out.text, text::FaceStyle::Name));
+                if let Some(origin_id) = out.origin_id.clone() {
+                    let _ = self
+                        .notify_user(
+                            user,
+                            &SideEvent::Sent {
+                                owner: out.owner,
+                                chat: out.chat,
+                                origin_id,
+                            },
+                        )
+                        .await;
+                }
+                Carried::Done
+            }
+            Err(e @ (QqError::Unreachable(_) | QqError::Throttled | QqError::NotLoggedIn))
+                if item.attempts + 1 < QQ_SEND_ATTEMPTS =>
+            {
+                Carried::Later(e.to_string())
+            }
+            Err(e) => {
+                self.report_send_failure(user, &out, &e.to_string()).await;
+                Carried::Failed(e.to_string())
+            }
+        }
+    }
+
+    async fn report_send_failure(&self, user: &str, out: &OutgoingQq, reason: &str) {
+        let preview: String = text::render_plain(&out.text, text::FaceStyle::Name)
+            .chars()
+            .take(60)
+            .collect();
+        let event = SideEvent::SendFailed {
+            owner: out.owner,
+            chat: out.chat,
+            origin_id: out.origin_id.clone(),
+            preview,
+            reason: reason.to_owned(),
+        };
+        if let Err(e) = self.notify_user(user, &event).await {
+            tracing::error!(error = %e, "cannot queue a send-failure notice");
+        }
+    }
+}
+
+fn empty_state() -> UserState {
+    UserState {
+        session: None,
+        pending_captcha: None,
+        pending_login: None,
+        pending_events: None,
+        contacts: HashMap::new(),
+    }
+}
+
+#[async_trait]
+impl Courier for BridgeCore {
+    async fn carry(&self, destination: &str, item: &crate::store::OutboxItem) -> Carried {
+        if let Some(user) = destination.strip_prefix("to:") {
+            self.carry_to_side(user, item).await
+        } else if let Some(user) = destination.strip_prefix("qq:") {
+            self.carry_to_qq(user, item).await
+        } else {
+            Carried::Failed(format!("unknown outbox destination {destination}"))
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The seam between the core and a chat side (IRC gateway, Matrix, IRC
+//! networks): what the core delivers to a side, and how a side answers.
+//!
+//! Everything the core delivers goes through the store's outbox first, so
+//! [`SideEvent`] is serialisable and a side that cannot take an event right
+//! now (client disconnected, homeserver down) answers
+//! [`DeliveryError::Retry`] and gets it again later, in order.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::core::model::{ChatId, Presence, RichText, Uin};
+
+/// Something the core tells one bridge user through their chat side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SideEvent {
+    /// A QQ message for the user.
+    Message {
+        /// The user's own QQ number (the login that received it).
+        owner: Uin,
+        #[serde(with = "chat_id_text")]
+        chat: ChatId,
+        sender: Uin,
+        /// The sender's name as QQ showed it (nick, mark name or group card).
+        sender_name: String,
+        text: RichText,
+        /// The bridge-wide message id (for replies and de-duplication).
+        message_id: String,
+    },
+    Presence {
+        owner: Uin,
+        uin: Uin,
+        presence: Presence,
+    },
+    FriendRequest {
+        owner: Uin,
+        uin: Uin,
+        message: String,
+    },
+    FriendAccepted {
+        owner: Uin,
+        uin: Uin,
+    },
+    FriendRefused {
+        owner: Uin,
+        uin: Uin,
+        reason: String,
+    },
+    /// The user's QQ session is up; the side should (re)build its view of
+    /// contacts and groups.
+    LoggedIn { owner: Uin },
+    /// The QQ session ended (logout, kicked, re-login failed).
+    LoggedOut { owner: Uin, reason: String },
+    /// A message the user sent could not be delivered to QQ.
+    SendFailed {
+        owner: Uin,
+        #[serde(with = "chat_id_text")]
+        chat: ChatId,
+        /// The side's id of the failed message, when it had one.
+        origin_id: Option<String>,
+        preview: String,
+        reason: String,
+    },
+    /// QQ accepted a message the user sent (for read receipts).
+    Sent {
+        owner: Uin,
+        #[serde(with = "chat_id_text")]
+        chat: ChatId,
+        origin_id: String,
+    },
+    /// A line from the bridge bot (status, warnings).
+    Notice { text: String },
+}
+
+/// Why a side did not take an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Not now (client away, server down): keep it and try again later.
+    #[error("delivery postponed: {0}")]
+    Retry(String),
+    /// Never (e.g. the room is gone): the core logs it and moves on.
+    #[error("delivery impossible: {0}")]
+    Permanent(String),
+}
+
+/// A chat side as the core sees it.
+#[async_trait]
+pub trait ChatSide: Send + Sync {
+    /// Short name: the prefix of the user ids this side owns, followed by
+    /// `:` (e.g. `gateway` owns `gateway:alice`), and the outbox
+    /// destination prefix.
+    fn name(&self) -> &str;
+    /// Delivers one event to one of this side's users. Called in order per
+    /// user, never concurrently for the same user.
+    async fn deliver(&self, user: &str, event: &SideEvent) -> Result<(), DeliveryError>;
+}
+
+/// ChatId is stored in its stable text form (`buddy:10002`), which keeps
+/// the outbox readable and independent of serde's enum layout.
+pub(crate) mod chat_id_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::core::model::ChatId;
+
+    pub fn serialize<S: Serializer>(chat: &ChatId, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(chat)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ChatId, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+pub(crate) use chat_id_text as chat_id_serde;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_json() {
+        let e = SideEvent::Message {
+            owner: Uin(10001),
+            chat: ChatId::Buddy(Uin(10002)),
+            sender: Uin(10002),
+            sender_name: "微程".into(),
+            text: RichText::plain("你好"),
+            message_id: "m1".into(),
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains("\"chat\":\"buddy:10002\""), "{json}");
+        assert_eq!(serde_json::from_str::<SideEvent>(&json).unwrap(), e);
+    }
+}

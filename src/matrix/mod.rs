@@ -1,0 +1,1 @@
+//! The Matrix side (appservice and bot modes; not in this build yet).

@@ -1,0 +1,119 @@
+//! Events the world delivers to an account, and the per-account mailbox
+//! that holds them: a bounded queue of pending events (drained by whatever
+//! protocol polls, e.g. GetMsgEx), a bounded log of everything received
+//! (read by the control API), and a [`Notify`] a long-poll can wait on.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use super::account::Presence;
+
+/// Pending events kept per account; the oldest is dropped beyond this.
+pub const MAX_PENDING: usize = 256;
+/// Received events remembered per account for the control API.
+pub const MAX_RECEIVED_LOG: usize = 256;
+
+/// Who caused an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// An HTTP QQ 1.1 client.
+    Http11,
+    /// A WebQQ client.
+    Webqq,
+    /// The test control API.
+    Control,
+    /// A scripted account (echo, status cycle).
+    Script,
+    /// The server itself (login, logout, session expiry).
+    Server,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A user message.
+    Message { text: String },
+    /// The sender's presence changed, as others see it (never invisible).
+    Status { presence: Presence },
+    /// The sender asks to be added as a friend.
+    FriendRequest { text: String },
+    /// The sender accepted our friend request.
+    FriendAccepted { text: String },
+    /// The sender refused our friend request.
+    FriendRefused { text: String },
+}
+
+/// One delivered event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Increases with every event the world delivers.
+    pub id: u64,
+    pub from: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+    pub via: Origin,
+    /// Milliseconds since the world started.
+    pub at_ms: u64,
+}
+
+/// One account's queue, log and wake-up signal.
+#[derive(Debug, Default)]
+pub(crate) struct Mailbox {
+    pending: VecDeque<Event>,
+    received: VecDeque<Event>,
+    notify: Arc<Notify>,
+}
+
+impl Mailbox {
+    /// Queues and logs an event and wakes anyone waiting for one.
+    pub fn deliver(&mut self, event: Event) {
+        if self.received.len() == MAX_RECEIVED_LOG {
+            self.received.pop_front();
+        }
+        self.received.push_back(event.clone());
+        if self.pending.len() == MAX_PENDING {
+            self.pending.pop_front();
+        }
+        self.pending.push_back(event);
+        self.notify.notify_waiters();
+    }
+
+    /// Removes pending events oldest-first while `keep` accepts them.
+    pub fn take_while(&mut self, mut keep: impl FnMut(&Event) -> bool) -> Vec<Event> {
+        let mut taken = Vec::new();
+        while let Some(event) = self.pending.front() {
+            if !keep(event) {
+                break;
+            }
+            if let Some(event) = self.pending.pop_front() {
+                taken.push(event);
+            }
+        }
+        taken
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    pub fn clear_pending(&mut self) {
+        self.pending.clear();
+    }
+
+    pub fn received(&self) -> Vec<Event> {
+        self.received.iter().cloned().collect()
+    }
+
+    pub fn notify_handle(&self) -> Arc<Notify> {
+        Arc::clone(&self.notify)
+    }
+}

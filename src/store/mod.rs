@@ -1,0 +1,132 @@
+//! Persistence: everything that must survive a restart, behind the [`Store`]
+//! trait so that a PostgreSQL backend can be added for deployments that
+//! outgrow one machine. [`sqlite::SqliteStore`] is the default backend.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::core::model::{ChatId, Presence, Uin};
+use crate::qq::Protocol;
+use crate::secret::Secret;
+
+pub use sqlite::SqliteStore;
+
+/// A person using the bridge, identified the way their chat side knows them:
+/// `@alice:example.org` for Matrix, `gateway:<account>` for the IRC gateway,
+/// `irc:<network>:<nick>` for IRC network users.
+pub type UserId = String;
+
+/// A QQ account a bridge user logged in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QqLogin {
+    pub user: UserId,
+    pub uin: Uin,
+    pub protocol: Protocol,
+    /// Kept so the bridge can log in again after a restart. Stored in a file
+    /// created with mode 0600; never logged.
+    pub password: Secret,
+    /// The status the user chose; restored after a restart.
+    pub presence: Presence,
+}
+
+/// Where a QQ chat appears on a chat side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Portal {
+    /// The QQ account through which this chat is seen.
+    pub owner: Uin,
+    pub chat: ChatId,
+    /// `matrix`, `gateway`, or `irc:<network>`.
+    pub side: String,
+    /// Matrix room id, or IRC channel / query target.
+    pub target: String,
+}
+
+/// A message waiting to be delivered to one side. It enters the outbox before
+/// the sender is acknowledged and leaves only when the destination accepted
+/// it, so a crash in between re-delivers instead of losing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub id: i64,
+    /// Which delivery worker owns it, e.g. `qq:10001`, `matrix`, `irc:libera`.
+    pub destination: String,
+    /// Delivery order key: items with the same `lane` are delivered in `id`
+    /// order (usually one lane per chat).
+    pub lane: String,
+    /// Opaque, destination-defined JSON.
+    pub payload: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// A message the bridge has seen, on either side, for de-duplication, loop
+/// prevention and reply mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageLink {
+    /// `qq:<owner>`, `matrix`, `irc:<network>`, `gateway`.
+    pub side: String,
+    /// The id on that side (Matrix event id, QQ remote id, generated id).
+    pub side_id: String,
+    pub owner: Uin,
+    pub chat: ChatId,
+    /// The bridge-wide id that links the copies of one message.
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("database file {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the database was written by a newer qqbridge (schema {found}, this build knows {known})")]
+    TooNew { found: u32, known: u32 },
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    // ---- bridge users and their QQ logins
+    async fn save_login(&self, login: &QqLogin) -> Result<(), StoreError>;
+    async fn delete_login(&self, user: &str, uin: Uin) -> Result<(), StoreError>;
+    async fn logins(&self) -> Result<Vec<QqLogin>, StoreError>;
+    async fn logins_of(&self, user: &str) -> Result<Vec<QqLogin>, StoreError>;
+
+    // ---- portals
+    /// Inserts or replaces the portal for (owner, chat, side).
+    async fn save_portal(&self, portal: &Portal) -> Result<(), StoreError>;
+    async fn portal(&self, owner: Uin, chat: &ChatId, side: &str) -> Result<Option<Portal>, StoreError>;
+    async fn portal_by_target(&self, side: &str, target: &str) -> Result<Vec<Portal>, StoreError>;
+    async fn delete_portal(&self, owner: Uin, chat: &ChatId, side: &str) -> Result<(), StoreError>;
+    async fn portals(&self, side: &str) -> Result<Vec<Portal>, StoreError>;
+
+    // ---- puppets / ghosts: the name a QQ user has in one naming scope
+    // (`matrix`, `gateway:<user>`, `irc:<network>`), unique within the scope.
+    /// Returns the stored name for `uin`, or stores `proposed` if the name is
+    /// free in the scope; if taken by another uin returns `None` so the
+    /// caller can propose another.
+    async fn claim_puppet_name(&self, scope: &str, uin: Uin, proposed: &str) -> Result<Option<String>, StoreError>;
+    async fn puppet_name(&self, scope: &str, uin: Uin) -> Result<Option<String>, StoreError>;
+    async fn puppet_by_name(&self, scope: &str, name: &str) -> Result<Option<Uin>, StoreError>;
+    /// Renames (user-chosen nick); fails with `Ok(false)` if taken.
+    async fn rename_puppet(&self, scope: &str, uin: Uin, name: &str) -> Result<bool, StoreError>;
+
+    // ---- message links (de-duplication and reply mapping)
+    /// Records a link; returns false if (side, side_id) was already known,
+    /// which is how duplicates are detected.
+    async fn insert_message_link(&self, link: &MessageLink) -> Result<bool, StoreError>;
+    async fn message_link(&self, side: &str, side_id: &str) -> Result<Option<MessageLink>, StoreError>;
+    async fn links_of_message(&self, message: &str) -> Result<Vec<MessageLink>, StoreError>;
+
+    // ---- outbox
+    async fn enqueue(&self, destination: &str, lane: &str, payload: &str) -> Result<i64, StoreError>;
+    /// Pending items of a destination in id order.
+    async fn pending(&self, destination: &str, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
+    async fn complete(&self, id: i64) -> Result<(), StoreError>;
+    async fn record_attempt(&self, id: i64, error: &str) -> Result<(), StoreError>;
+
+    // ---- small settings (generated tokens, schema facts)
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}

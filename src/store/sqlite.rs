@@ -1,0 +1,566 @@
+//! The default [`Store`] backend: one SQLite file, opened in WAL mode and
+//! brought up to the current schema at open.
+//!
+//! The file holds QQ passwords, so it is created with mode 0600 (and an
+//! existing, more open file is tightened). rusqlite is blocking, so every
+//! operation runs on tokio's blocking pool behind a mutex; the async runtime
+//! never waits on disk.
+
+mod casemap;
+mod migrations;
+mod puppets;
+mod rows;
+
+use std::fmt;
+use std::fs::{self, OpenOptions, Permissions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection};
+
+use super::{MessageLink, OutboxItem, Portal, QqLogin, Store, StoreError};
+use crate::core::model::{ChatId, Uin};
+
+pub use casemap::fold_name;
+use rows::{
+    db, decode_link, decode_login, decode_outbox, decode_portal, link_row, login_row, outbox_row,
+    portal_row, query_all, query_opt, same, single, truncate_chars, uin_from_sql, uin_to_sql,
+    LINK_COLUMNS, LOGIN_COLUMNS, OUTBOX_COLUMNS, PORTAL_COLUMNS,
+};
+
+/// How long a statement waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A `last_error` is diagnostic only; a destination that echoes a whole HTTP
+/// body must not grow the outbox row without bound on every retry.
+const MAX_ERROR_CHARS: usize = 2000;
+
+/// The SQLite store. Cloning is cheap and shares the connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    /// For `Debug` only; `None` for an in-memory database.
+    path: Option<PathBuf>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field(
+                "path",
+                &self.path.as_deref().unwrap_or(Path::new(":memory:")),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// The schema version this build writes and understands.
+    pub fn schema_version() -> u32 {
+        migrations::known_version()
+    }
+
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    ///
+    /// Fails with [`StoreError::TooNew`] if a newer qqbridge already wrote
+    /// it, rather than guessing at a schema this build does not know.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let open_err = |reason: String| StoreError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        // Create the file ourselves so that it never exists with the umask's
+        // permissions, not even for the moment before a chmod.
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| open_err(format!("cannot create: {e}")))?;
+        restrict_mode(path).map_err(|e| open_err(format!("cannot restrict permissions: {e}")))?;
+
+        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        let store = Self::init(conn, Some(path.to_owned())).map_err(|e| match e {
+            StoreError::Database(reason) => open_err(reason),
+            other => other,
+        })?;
+
+        // SQLite gives -wal and -shm the main file's mode, but a file left by
+        // an older build or created under another umask may be more open.
+        for suffix in ["-wal", "-shm"] {
+            let mut sibling = path.as_os_str().to_owned();
+            sibling.push(suffix);
+            let sibling = PathBuf::from(sibling);
+            if sibling.exists() {
+                restrict_mode(&sibling).map_err(|e| {
+                    open_err(format!("cannot restrict permissions of {suffix} file: {e}"))
+                })?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// A private database that lives as long as the store (for tests).
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|e| StoreError::Open {
+            path: ":memory:".into(),
+            reason: e.to_string(),
+        })?;
+        Self::init(conn, None)
+    }
+
+    fn init(mut conn: Connection, path: Option<PathBuf>) -> Result<SqliteStore, StoreError> {
+        let setup = |what: &str, e: rusqlite::Error| StoreError::Database(format!("{what}: {e}"));
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| setup("set busy timeout", e))?;
+        // WAL lets readers run while the outbox is being written; the pragma
+        // answers with the mode actually in effect ("memory" in memory).
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| setup("enable WAL", e))?;
+        if path.is_some() && !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(journal_mode = %mode, "SQLite refused WAL mode; continuing without it");
+        }
+        // NORMAL is durable across application crashes in WAL mode; only a
+        // power loss can drop the last commits, which the outbox tolerates.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| setup("set synchronous", e))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(|e| setup("enable foreign keys", e))?;
+        migrations::migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn run<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock poisons it; the connection itself
+            // is still sound (an open transaction rolled back when it was
+            // dropped during unwinding), so keep serving rather than failing
+            // every later call.
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| {
+            let why = if e.is_panic() {
+                "panicked"
+            } else {
+                "was cancelled"
+            };
+            StoreError::Database(format!("{op}: database task {why}"))
+        })?
+    }
+}
+
+/// Tightens to 0600 only when group or others have access, so a file the
+/// owner made stricter still (e.g. 0400) is left as it is.
+fn restrict_mode(path: &Path) -> std::io::Result<()> {
+    let mode = fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(path, Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    // ---- bridge users and their QQ logins
+
+    async fn save_login(&self, login: &QqLogin) -> Result<(), StoreError> {
+        const OP: &str = "save login";
+        let login = login.clone();
+        self.run(OP, move |c| {
+            c.prepare_cached(
+                "INSERT INTO qq_logins (user, uin, protocol, password, presence)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (user, uin) DO UPDATE SET protocol = excluded.protocol,
+                     password = excluded.password, presence = excluded.presence",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    login.user,
+                    uin_to_sql(login.uin),
+                    login.protocol.as_str(),
+                    login.password.expose(),
+                    login.presence.as_str(),
+                ])
+            })
+            .map_err(db(OP))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_login(&self, user: &str, uin: Uin) -> Result<(), StoreError> {
+        const OP: &str = "delete login";
+        let user = user.to_owned();
+        self.run(OP, move |c| {
+            c.execute(
+                "DELETE FROM qq_logins WHERE user = ?1 AND uin = ?2",
+                params![user, uin_to_sql(uin)],
+            )
+            .map_err(db(OP))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn logins(&self) -> Result<Vec<QqLogin>, StoreError> {
+        const OP: &str = "list logins";
+        self.run(OP, move |c| {
+            let sql = format!("SELECT {LOGIN_COLUMNS} FROM qq_logins ORDER BY user, uin");
+            query_all(c, OP, "qq_logins", &sql, [], login_row, decode_login)
+        })
+        .await
+    }
+
+    async fn logins_of(&self, user: &str) -> Result<Vec<QqLogin>, StoreError> {
+        const OP: &str = "list logins of user";
+        let user = user.to_owned();
+        self.run(OP, move |c| {
+            let sql = format!("SELECT {LOGIN_COLUMNS} FROM qq_logins WHERE user = ?1 ORDER BY uin");
+            query_all(c, OP, "qq_logins", &sql, [user], login_row, decode_login)
+        })
+        .await
+    }
+
+    // ---- portals
+
+    async fn save_portal(&self, portal: &Portal) -> Result<(), StoreError> {
+        const OP: &str = "save portal";
+        let portal = portal.clone();
+        self.run(OP, move |c| {
+            c.execute(
+                "INSERT INTO portals (owner, chat, side, target) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (owner, chat, side) DO UPDATE SET target = excluded.target",
+                params![
+                    uin_to_sql(portal.owner),
+                    portal.chat.to_string(),
+                    portal.side,
+                    portal.target
+                ],
+            )
+            .map_err(db(OP))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn portal(
+        &self,
+        owner: Uin,
+        chat: &ChatId,
+        side: &str,
+    ) -> Result<Option<Portal>, StoreError> {
+        const OP: &str = "look up portal";
+        let (chat, side) = (chat.to_string(), side.to_owned());
+        self.run(OP, move |c| {
+            let sql = format!(
+                "SELECT {PORTAL_COLUMNS} FROM portals WHERE owner = ?1 AND chat = ?2 AND side = ?3"
+            );
+            query_opt(
+                c,
+                OP,
+                "portals",
+                &sql,
+                params![uin_to_sql(owner), chat, side],
+                portal_row,
+                decode_portal,
+            )
+        })
+        .await
+    }
+
+    async fn portal_by_target(&self, side: &str, target: &str) -> Result<Vec<Portal>, StoreError> {
+        const OP: &str = "look up portals by target";
+        let (side, target) = (side.to_owned(), target.to_owned());
+        self.run(OP, move |c| {
+            let sql = format!(
+                "SELECT {PORTAL_COLUMNS} FROM portals WHERE side = ?1 AND target = ?2
+                 ORDER BY owner, chat"
+            );
+            query_all(
+                c,
+                OP,
+                "portals",
+                &sql,
+                [side, target],
+                portal_row,
+                decode_portal,
+            )
+        })
+        .await
+    }
+
+    async fn delete_portal(&self, owner: Uin, chat: &ChatId, side: &str) -> Result<(), StoreError> {
+        const OP: &str = "delete portal";
+        let (chat, side) = (chat.to_string(), side.to_owned());
+        self.run(OP, move |c| {
+            c.execute(
+                "DELETE FROM portals WHERE owner = ?1 AND chat = ?2 AND side = ?3",
+                params![uin_to_sql(owner), chat, side],
+            )
+            .map_err(db(OP))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn portals(&self, side: &str) -> Result<Vec<Portal>, StoreError> {
+        const OP: &str = "list portals";
+        let side = side.to_owned();
+        self.run(OP, move |c| {
+            let sql = format!(
+                "SELECT {PORTAL_COLUMNS} FROM portals WHERE side = ?1 ORDER BY owner, chat"
+            );
+            query_all(c, OP, "portals", &sql, [side], portal_row, decode_portal)
+        })
+        .await
+    }
+
+    // ---- puppets
+
+    async fn claim_puppet_name(
+        &self,
+        scope: &str,
+        uin: Uin,
+        proposed: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (scope, proposed) = (scope.to_owned(), proposed.to_owned());
+        self.run("claim puppet name", move |c| {
+            puppets::claim_name(c, &scope, uin, &proposed)
+        })
+        .await
+    }
+
+    async fn puppet_name(&self, scope: &str, uin: Uin) -> Result<Option<String>, StoreError> {
+        const OP: &str = "look up puppet name";
+        let scope = scope.to_owned();
+        self.run(OP, move |c| {
+            query_opt(
+                c,
+                OP,
+                "puppets",
+                "SELECT name FROM puppets WHERE scope = ?1 AND uin = ?2",
+                params![scope, uin_to_sql(uin)],
+                single::<String>,
+                same,
+            )
+        })
+        .await
+    }
+
+    async fn puppet_by_name(&self, scope: &str, name: &str) -> Result<Option<Uin>, StoreError> {
+        const OP: &str = "look up puppet by name";
+        let (scope, folded) = (scope.to_owned(), fold_name(name));
+        self.run(OP, move |c| {
+            let uin = query_opt(
+                c,
+                OP,
+                "puppets",
+                "SELECT uin FROM puppets WHERE scope = ?1 AND name_folded = ?2",
+                [scope, folded],
+                single::<i64>,
+                same,
+            )?;
+            Ok(uin.map(uin_from_sql))
+        })
+        .await
+    }
+
+    async fn rename_puppet(&self, scope: &str, uin: Uin, name: &str) -> Result<bool, StoreError> {
+        let (scope, name) = (scope.to_owned(), name.to_owned());
+        self.run("rename puppet", move |c| {
+            puppets::rename(c, &scope, uin, &name)
+        })
+        .await
+    }
+
+    // ---- message links
+
+    async fn insert_message_link(&self, link: &MessageLink) -> Result<bool, StoreError> {
+        const OP: &str = "insert message link";
+        let link = link.clone();
+        self.run(OP, move |c| {
+            // DO NOTHING on the key only (not INSERT OR IGNORE), so that any
+            // other constraint failure still surfaces as an error instead of
+            // being mistaken for a duplicate.
+            let inserted = c
+                .prepare_cached(
+                    "INSERT INTO message_links (side, side_id, owner, chat, message)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (side, side_id) DO NOTHING",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        link.side,
+                        link.side_id,
+                        uin_to_sql(link.owner),
+                        link.chat.to_string(),
+                        link.message,
+                    ])
+                })
+                .map_err(db(OP))?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn message_link(
+        &self,
+        side: &str,
+        side_id: &str,
+    ) -> Result<Option<MessageLink>, StoreError> {
+        const OP: &str = "look up message link";
+        let (side, side_id) = (side.to_owned(), side_id.to_owned());
+        self.run(OP, move |c| {
+            let sql = format!(
+                "SELECT {LINK_COLUMNS} FROM message_links WHERE side = ?1 AND side_id = ?2"
+            );
+            query_opt(
+                c,
+                OP,
+                "message_links",
+                &sql,
+                [side, side_id],
+                link_row,
+                decode_link,
+            )
+        })
+        .await
+    }
+
+    async fn links_of_message(&self, message: &str) -> Result<Vec<MessageLink>, StoreError> {
+        const OP: &str = "list links of message";
+        let message = message.to_owned();
+        self.run(OP, move |c| {
+            // rowid order is insertion order: the copy the message started
+            // from comes first.
+            let sql = format!(
+                "SELECT {LINK_COLUMNS} FROM message_links WHERE message = ?1 ORDER BY rowid"
+            );
+            query_all(
+                c,
+                OP,
+                "message_links",
+                &sql,
+                [message],
+                link_row,
+                decode_link,
+            )
+        })
+        .await
+    }
+
+    // ---- outbox
+
+    async fn enqueue(
+        &self,
+        destination: &str,
+        lane: &str,
+        payload: &str,
+    ) -> Result<i64, StoreError> {
+        const OP: &str = "enqueue outbox item";
+        let (destination, lane, payload) =
+            (destination.to_owned(), lane.to_owned(), payload.to_owned());
+        self.run(OP, move |c| {
+            c.prepare_cached("INSERT INTO outbox (destination, lane, payload) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.insert([destination, lane, payload]))
+                .map_err(db(OP))
+        })
+        .await
+    }
+
+    async fn pending(&self, destination: &str, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        const OP: &str = "list pending outbox items";
+        let destination = destination.to_owned();
+        self.run(OP, move |c| {
+            let sql = format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE destination = ?1 ORDER BY id LIMIT ?2"
+            );
+            query_all(
+                c,
+                OP,
+                "outbox",
+                &sql,
+                params![destination, i64::from(limit)],
+                outbox_row,
+                decode_outbox,
+            )
+        })
+        .await
+    }
+
+    async fn complete(&self, id: i64) -> Result<(), StoreError> {
+        const OP: &str = "complete outbox item";
+        self.run(OP, move |c| {
+            c.prepare_cached("DELETE FROM outbox WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map_err(db(OP))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_attempt(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        const OP: &str = "record outbox attempt";
+        let error = truncate_chars(error, MAX_ERROR_CHARS).to_owned();
+        self.run(OP, move |c| {
+            c.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, error]))
+            .map_err(db(OP))?;
+            Ok(())
+        })
+        .await
+    }
+
+    // ---- settings
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        const OP: &str = "read setting";
+        let key = key.to_owned();
+        self.run(OP, move |c| {
+            query_opt(
+                c,
+                OP,
+                "settings",
+                "SELECT value FROM settings WHERE key = ?1",
+                [key],
+                single::<String>,
+                same,
+            )
+        })
+        .await
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        const OP: &str = "write setting";
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.run(OP, move |c| {
+            c.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map_err(db(OP))?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,374 @@
+//! The core's routing with an in-memory fake QQ side and a fake chat side:
+//! relaying both ways, loop prevention, de-duplication, replay after a side
+//! outage, failure reporting, and the outbox surviving a restart.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use qqbridge::config::PermissionLevel;
+use qqbridge::core::bot::CommandContext;
+use qqbridge::core::model::*;
+use qqbridge::core::{BridgeCore, ChatSide, DeliveryError, SideEvent};
+use qqbridge::qq::*;
+use qqbridge::store::{SqliteStore, Store};
+
+// ---------------------------------------------------------------- fake QQ
+
+/// What the fake QQ network records and how it misbehaves.
+#[derive(Default)]
+struct FakeNet {
+    sent: Mutex<Vec<(Uin, ChatId, RichText)>>,
+    /// Errors the next sends return, in order.
+    send_errors: Mutex<VecDeque<QqError>>,
+    events: Mutex<Option<mpsc::Sender<QqEvent>>>,
+    logins: Mutex<u32>,
+}
+
+struct FakeConnector(Arc<FakeNet>);
+struct FakeSession {
+    uin: Uin,
+    net: Arc<FakeNet>,
+}
+
+#[async_trait]
+impl QqConnector for FakeConnector {
+    fn protocol(&self) -> Protocol {
+        Protocol::Http11
+    }
+    async fn login(&self, request: LoginRequest, events: mpsc::Sender<QqEvent>) -> Result<LoginStep, QqError> {
+        if request.password.expose() != "pw" {
+            return Err(QqError::BadCredentials);
+        }
+        *self.0.logins.lock().unwrap() += 1;
+        *self.0.events.lock().unwrap() = Some(events);
+        Ok(LoginStep::Done(Arc::new(FakeSession {
+            uin: request.uin,
+            net: self.0.clone(),
+        })))
+    }
+}
+
+#[async_trait]
+impl QqSession for FakeSession {
+    fn uin(&self) -> Uin {
+        self.uin
+    }
+    fn protocol(&self) -> Protocol {
+        Protocol::Http11
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { groups: true, temporary_sessions: false, search: false, signature: false }
+    }
+    fn own_nick(&self) -> Option<String> {
+        None
+    }
+    async fn contacts(&self) -> Result<Vec<Contact>, QqError> {
+        Ok(vec![Contact {
+            uin: Uin(10002),
+            nick: "微程".into(),
+            mark_name: None,
+            presence: Presence::Online,
+            face: 0,
+            category: None,
+        }])
+    }
+    async fn groups(&self) -> Result<Vec<GroupInfo>, QqError> {
+        Ok(vec![])
+    }
+    async fn send(&self, chat: &ChatId, text: &RichText) -> Result<(), QqError> {
+        if let Some(e) = self.net.send_errors.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        self.net.sent.lock().unwrap().push((self.uin, *chat, text.clone()));
+        Ok(())
+    }
+    async fn set_presence(&self, _: Presence) -> Result<(), QqError> {
+        Ok(())
+    }
+    async fn profile(&self, uin: Uin) -> Result<Profile, QqError> {
+        Ok(Profile { uin: Some(uin), nick: "微程".into(), ..Default::default() })
+    }
+    async fn add_buddy(&self, _: Uin, _: &str) -> Result<AddOutcome, QqError> {
+        Ok(AddOutcome::RequestSent)
+    }
+    async fn answer_request(&self, _: Uin, _: bool, _: &str) -> Result<(), QqError> {
+        Ok(())
+    }
+    async fn remove_buddy(&self, _: Uin) -> Result<(), QqError> {
+        Ok(())
+    }
+    async fn search(&self, _: &SearchCriteria) -> Result<Vec<Profile>, QqError> {
+        Err(QqError::Unsupported("search".into()))
+    }
+    async fn set_signature(&self, _: &str) -> Result<(), QqError> {
+        Err(QqError::Unsupported("signature".into()))
+    }
+    async fn logout(&self) -> Result<(), QqError> {
+        Ok(())
+    }
+}
+
+impl FakeNet {
+    async fn emit(&self, event: QqEvent) {
+        let tx = self.events.lock().unwrap().clone().expect("a session is logged in");
+        tx.send(event).await.expect("core listens");
+    }
+}
+
+// ---------------------------------------------------------------- fake side
+
+#[derive(Default)]
+struct FakeSide {
+    got: Mutex<Vec<SideEvent>>,
+    away: Mutex<bool>,
+    notify: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl ChatSide for FakeSide {
+    fn name(&self) -> &str {
+        "fake"
+    }
+    async fn deliver(&self, _user: &str, event: &SideEvent) -> Result<(), DeliveryError> {
+        if *self.away.lock().unwrap() {
+            return Err(DeliveryError::Retry("client away".into()));
+        }
+        self.got.lock().unwrap().push(event.clone());
+        self.notify.notify_waiters();
+        Ok(())
+    }
+}
+
+impl FakeSide {
+    fn messages(&self) -> Vec<String> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                SideEvent::Message { text, .. } => Some(qqbridge::core::text::render_plain(text, qqbridge::core::text::FaceStyle::Name)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn wait_for(&self, what: &str, pred: impl Fn(&[SideEvent]) -> bool) {
+        let deadline = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let notified = self.notify.notified();
+                let snapshot = self.got.lock().unwrap().clone();
+                if pred(&snapshot) {
+                    return;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+            }
+        });
+        if deadline.await.is_err() {
+            panic!("timed out waiting for {what}; got {:?}", self.got.lock().unwrap());
+        }
+    }
+}
+
+// ---------------------------------------------------------------- setup
+
+const USER: &str = "fake:alice";
+
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+struct LogWriter;
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        logs().lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("trace")
+        .with_writer(|| LogWriter)
+        .try_init();
+}
+
+struct Rig {
+    core: Arc<BridgeCore>,
+    net: Arc<FakeNet>,
+    side: Arc<FakeSide>,
+}
+
+fn rig_with(store: Arc<dyn Store>, net: Arc<FakeNet>) -> Rig {
+    capture_logs();
+    let side = Arc::new(FakeSide::default());
+    let core = BridgeCore::new(
+        store,
+        vec![Arc::new(FakeConnector(net.clone()))],
+        Protocol::Http11,
+        Arc::new(|_: &str| Some(PermissionLevel::User)),
+    );
+    core.register_side(side.clone());
+    Rig { core, net, side }
+}
+
+async fn logged_in() -> Rig {
+    let rig = rig_with(Arc::new(SqliteStore::open_in_memory().unwrap()), Arc::default());
+    let ctx = CommandContext { user: USER, name_scope: None };
+    let reply = rig.core.run_command(&ctx, "login 10001 pw").await;
+    assert_eq!(reply, vec!["logged in to QQ as 10001 (http11)".to_owned()]);
+    rig.side
+        .wait_for("login event", |g| g.iter().any(|e| matches!(e, SideEvent::LoggedIn { .. })))
+        .await;
+    rig
+}
+
+fn buddy_message(text: &str, remote_id: Option<&str>) -> QqEvent {
+    QqEvent::Message {
+        chat: ChatId::Buddy(Uin(10002)),
+        sender: Uin(10002),
+        sender_name: None,
+        text: RichText::plain(text),
+        remote_id: remote_id.map(str::to_owned),
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn qq_message_reaches_the_side_with_the_buddy_name() {
+    let rig = logged_in().await;
+    rig.net.emit(buddy_message("你好", Some("r1"))).await;
+    rig.side.wait_for("message", |g| g.iter().any(|e| matches!(e, SideEvent::Message { .. }))).await;
+    let got = rig.side.got.lock().unwrap().clone();
+    let Some(SideEvent::Message { sender_name, owner, chat, .. }) = got.iter().find(|e| matches!(e, SideEvent::Message { .. })) else {
+        unreachable!()
+    };
+    assert_eq!(sender_name, "微程");
+    assert_eq!(*owner, Uin(10001));
+    assert_eq!(*chat, ChatId::Buddy(Uin(10002)));
+    let ctx = CommandContext { user: USER, name_scope: None };
+    let list = rig.core.run_command(&ctx, "list").await;
+    assert_eq!(list, vec!["1 buddies:".to_owned(), "10002 微程 — online".to_owned()]);
+}
+
+#[tokio::test]
+async fn the_same_remote_message_twice_is_relayed_once() {
+    let rig = logged_in().await;
+    rig.net.emit(buddy_message("one", Some("r1"))).await;
+    rig.net.emit(buddy_message("one", Some("r1"))).await;
+    rig.net.emit(buddy_message("two", Some("r2"))).await;
+    rig.side.wait_for("two", |_| rig.side.messages().contains(&"two".to_owned())).await;
+    assert_eq!(rig.side.messages(), vec!["one", "two"]);
+}
+
+#[tokio::test]
+async fn our_own_message_coming_back_is_not_relayed() {
+    let rig = logged_in().await;
+    let group = ChatId::Group(GroupNumber(777));
+    rig.core.send_to_qq(USER, group, RichText::plain("from irc"), Some("irc-1".into())).await.unwrap();
+    rig.side.wait_for("sent ack", |g| g.iter().any(|e| matches!(e, SideEvent::Sent { .. }))).await;
+    assert_eq!(rig.net.sent.lock().unwrap().len(), 1);
+    // QQ shows the group message from our own account back to us.
+    for text in ["from irc ", "typed on the phone"] {
+        rig.net
+            .emit(QqEvent::Message { chat: group, sender: Uin(10001), sender_name: None, text: RichText::plain(text), remote_id: None })
+            .await;
+    }
+    rig.side.wait_for("phone message", |_| !rig.side.messages().is_empty()).await;
+    assert_eq!(rig.side.messages(), vec!["typed on the phone"]);
+}
+
+#[tokio::test]
+async fn side_outage_keeps_events_and_replays_them_in_order() {
+    let rig = logged_in().await;
+    *rig.side.away.lock().unwrap() = true;
+    for i in 0..5 {
+        rig.net.emit(buddy_message(&format!("m{i}"), Some(&format!("id{i}")))).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rig.side.messages().is_empty());
+    *rig.side.away.lock().unwrap() = false;
+    rig.core.user_reachable(USER);
+    rig.side.wait_for("replay", |_| rig.side.messages().len() == 5).await;
+    assert_eq!(rig.side.messages(), vec!["m0", "m1", "m2", "m3", "m4"]);
+}
+
+#[tokio::test]
+async fn transient_send_errors_retry_and_final_ones_are_reported() {
+    let rig = logged_in().await;
+    rig.net.send_errors.lock().unwrap().extend([QqError::Throttled, QqError::Unreachable("reset".into())]);
+    rig.core.send_to_qq(USER, ChatId::Buddy(Uin(10002)), RichText::plain("retry me"), None).await.unwrap();
+    rig.net.send_errors.lock().unwrap().push_back(QqError::Refused("RES=3".into()));
+    // The second message meets the final error once the first is through.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while rig.net.sent.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("retried until sent");
+    rig.core.send_to_qq(USER, ChatId::Buddy(Uin(10002)), RichText::plain("doomed"), Some("m-9".into())).await.unwrap();
+    rig.side.wait_for("failure notice", |g| g.iter().any(|e| matches!(e, SideEvent::SendFailed { .. }))).await;
+    let got = rig.side.got.lock().unwrap().clone();
+    let failure = got.iter().find_map(|e| match e {
+        SideEvent::SendFailed { preview, reason, origin_id, .. } => Some((preview.clone(), reason.clone(), origin_id.clone())),
+        _ => None,
+    });
+    assert_eq!(failure, Some(("doomed".into(), "the QQ server refused the request (RES=3)".into(), Some("m-9".into()))));
+    assert_eq!(rig.net.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn not_logged_in_and_wrong_password_are_clear() {
+    let rig = rig_with(Arc::new(SqliteStore::open_in_memory().unwrap()), Arc::default());
+    let ctx = CommandContext { user: USER, name_scope: None };
+    assert_eq!(
+        rig.core.run_command(&ctx, "list").await,
+        vec!["you are not logged in to QQ; use: login <qq number> <password>".to_owned()]
+    );
+    assert_eq!(rig.core.run_command(&ctx, "login 10001 wrong-secret-xyz").await, vec!["wrong QQ number or password".to_owned()]);
+    assert!(rig.core.send_to_qq(USER, ChatId::Buddy(Uin(1)), RichText::plain("x"), None).await.is_err());
+    let logs = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
+    assert!(!logs.contains("wrong-secret-xyz"), "a password reached the logs");
+}
+
+#[tokio::test]
+async fn outgoing_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.db");
+    {
+        let net = Arc::new(FakeNet::default());
+        // QQ is down for the whole life of the first process.
+        net.send_errors.lock().unwrap().extend(std::iter::repeat_n(QqError::Unreachable("down".into()), 100));
+        let rig = rig_with(Arc::new(SqliteStore::open(&path).unwrap()), net);
+        let ctx = CommandContext { user: USER, name_scope: None };
+        rig.core.run_command(&ctx, "login 10001 pw").await;
+        for text in ["a", "b", "c"] {
+            rig.core.send_to_qq(USER, ChatId::Buddy(Uin(10002)), RichText::plain(text), None).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        rig.core.shutdown().await;
+        assert!(rig.net.sent.lock().unwrap().is_empty());
+    }
+    let rig = rig_with(Arc::new(SqliteStore::open(&path).unwrap()), Arc::default());
+    assert_eq!(rig.core.restore_logins().await.unwrap(), 1);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while rig.net.sent.lock().unwrap().len() < 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("delivered after restart");
+    let texts: Vec<RichText> = rig.net.sent.lock().unwrap().iter().map(|(_, _, t)| t.clone()).collect();
+    assert_eq!(texts, vec![RichText::plain("a"), RichText::plain("b"), RichText::plain("c")]);
+    assert_eq!(*rig.net.logins.lock().unwrap(), 1, "restored with the stored password");
+}
