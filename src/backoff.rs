@@ -89,7 +89,10 @@ mod tests {
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
         let delays: Vec<_> = (0..8).map(|_| b.next_delay()).collect();
         for d in &delays {
-            assert!(*d >= Duration::from_millis(90) && *d <= Duration::from_millis(1100), "{d:?}");
+            assert!(
+                *d >= Duration::from_millis(90) && *d <= Duration::from_millis(1100),
+                "{d:?}"
+            );
         }
         assert!(delays[7] >= Duration::from_millis(900));
         assert_eq!(b.failures(), 8);
@@ -101,29 +104,50 @@ mod tests {
     async fn retry_stops_on_final_errors_and_attempt_limit() {
         let mut b = Backoff::new(Duration::from_millis(10), Duration::from_millis(50));
         let mut calls = 0;
-        let r: Result<(), &str> = retry(&mut b, 5, |e| *e == "transient", || {
-            calls += 1;
-            async move { Err(if calls < 3 { "transient" } else { "final" }) }
-        })
+        let r: Result<(), &str> = retry(
+            &mut b,
+            5,
+            |e| *e == "transient",
+            || {
+                calls += 1;
+                async move { Err(if calls < 3 { "transient" } else { "final" }) }
+            },
+        )
         .await;
         assert_eq!(r, Err("final"));
         assert_eq!(calls, 3);
 
         let mut calls = 0;
-        let r: Result<(), &str> = retry(&mut b, 4, |_| true, || {
-            calls += 1;
-            async { Err("transient") }
-        })
+        let r: Result<(), &str> = retry(
+            &mut b,
+            4,
+            |_| true,
+            || {
+                calls += 1;
+                async { Err("transient") }
+            },
+        )
         .await;
         assert_eq!(r, Err("transient"));
         assert_eq!(calls, 4);
 
         let mut calls = 0;
-        let r = retry(&mut b, 4, |_: &&str| true, || {
-            calls += 1;
-            let ok = calls == 2;
-            async move { if ok { Ok(7) } else { Err("x") } }
-        })
+        let r = retry(
+            &mut b,
+            4,
+            |_: &&str| true,
+            || {
+                calls += 1;
+                let ok = calls == 2;
+                async move {
+                    if ok {
+                        Ok(7)
+                    } else {
+                        Err("x")
+                    }
+                }
+            },
+        )
         .await;
         assert_eq!(r, Ok(7));
     }

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use qqbridge::config::{self, Config};
 
 #[derive(Parser)]
-#[command(name = "qqbridge", version, about = "A bridge between Tencent QQ and Matrix / IRC")]
+#[command(
+    name = "qqbridge",
+    version,
+    about = "A bridge between Tencent QQ and Matrix / IRC"
+)]
 struct Cli {
     #[command(subcommand)]
     command: CliCommand,
@@ -68,7 +72,10 @@ fn load(given: Option<PathBuf>) -> Result<Config, ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

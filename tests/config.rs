@@ -36,9 +36,15 @@ fn example_file_loads_with_the_documented_defaults() {
 
 #[test]
 fn unknown_key_names_key_and_line() {
-    let text = EXAMPLE.replace("    enabled: true\n    # Where the simulator", "    enable: true\n    # Where the simulator");
+    let text = EXAMPLE.replace(
+        "    enabled: true\n    # Where the simulator",
+        "    enable: true\n    # Where the simulator",
+    );
     let e = err(&text);
-    let line = text.lines().position(|l| l.trim() == "enable: true").map(|i| i + 1);
+    let line = text
+        .lines()
+        .position(|l| l.trim() == "enable: true")
+        .map(|i| i + 1);
     assert_eq!(e.line, line, "{e}");
     assert_eq!(e.key.as_deref(), Some("qq.simulator"), "{e}");
     assert!(e.message.contains("unknown field `enable`"), "{e}");
@@ -50,7 +56,10 @@ fn wrong_type_names_key_and_line() {
     let text = EXAMPLE.replace("grace_period_s: 600", "grace_period_s: soon");
     let e = err(&text);
     assert_eq!(e.key.as_deref(), Some("irc.gateway.grace_period_s"), "{e}");
-    let line = text.lines().position(|l| l.contains("grace_period_s: soon")).map(|i| i + 1);
+    let line = text
+        .lines()
+        .position(|l| l.contains("grace_period_s: soon"))
+        .map(|i| i + 1);
     assert_eq!(e.line, line, "{e}");
     assert!(e.message.contains("invalid type"), "{e}");
 }
@@ -73,11 +82,19 @@ fn missing_required_key() {
 
 #[test]
 fn contradictory_settings_point_at_the_key() {
-    let text = EXAMPLE.replace("server: http://127.0.0.1:8000", "server: http://127.0.0.1:9000");
+    let text = EXAMPLE.replace(
+        "server: http://127.0.0.1:8000",
+        "server: http://127.0.0.1:9000",
+    );
     let e = err(&text);
     assert_eq!(e.key.as_deref(), Some("qq.server"));
     assert!(e.message.contains("embedded simulator"), "{e}");
-    assert_eq!(e.line, text.lines().position(|l| l.contains("server: http://127.0.0.1:9000")).map(|i| i + 1));
+    assert_eq!(
+        e.line,
+        text.lines()
+            .position(|l| l.contains("server: http://127.0.0.1:9000"))
+            .map(|i| i + 1)
+    );
 
     let e = err(&EXAMPLE.replace("control_listen: null", "control_listen: 0.0.0.0:8001"));
     assert_eq!(e.key.as_deref(), Some("qq.simulator.control_listen"));
@@ -95,7 +112,12 @@ fn contradictory_settings_point_at_the_key() {
     assert_eq!(e.key.as_deref(), Some("matrix.appservice.user_prefix"));
 
     let e = err(&EXAMPLE.replace("\"*\": user", "\"*\": superuser"));
-    assert!(e.key.as_deref().is_some_and(|k| k.starts_with("permissions")), "{e}");
+    assert!(
+        e.key
+            .as_deref()
+            .is_some_and(|k| k.starts_with("permissions")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -123,7 +145,11 @@ fn check_config_cli_accepts_the_example_and_rejects_bad_files() {
         .args(["check-config", "--config", "bridge.example.yaml"])
         .output()
         .expect("runs");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.yaml");
@@ -135,7 +161,10 @@ fn check_config_cli_accepts_the_example_and_rejects_bad_files() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad.yaml:") && stderr.contains("unknown field `scenaro`"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:") && stderr.contains("unknown field `scenaro`"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     let missing = Command::new(bin)

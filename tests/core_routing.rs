@@ -40,7 +40,11 @@ impl QqConnector for FakeConnector {
     fn protocol(&self) -> Protocol {
         Protocol::Http11
     }
-    async fn login(&self, request: LoginRequest, events: mpsc::Sender<QqEvent>) -> Result<LoginStep, QqError> {
+    async fn login(
+        &self,
+        request: LoginRequest,
+        events: mpsc::Sender<QqEvent>,
+    ) -> Result<LoginStep, QqError> {
         if request.password.expose() != "pw" {
             return Err(QqError::BadCredentials);
         }
@@ -62,7 +66,12 @@ impl QqSession for FakeSession {
         Protocol::Http11
     }
     fn capabilities(&self) -> Capabilities {
-        Capabilities { groups: true, temporary_sessions: false, search: false, signature: false }
+        Capabilities {
+            groups: true,
+            temporary_sessions: false,
+            search: false,
+            signature: false,
+        }
     }
     fn own_nick(&self) -> Option<String> {
         None
@@ -84,14 +93,22 @@ impl QqSession for FakeSession {
         if let Some(e) = self.net.send_errors.lock().unwrap().pop_front() {
             return Err(e);
         }
-        self.net.sent.lock().unwrap().push((self.uin, *chat, text.clone()));
+        self.net
+            .sent
+            .lock()
+            .unwrap()
+            .push((self.uin, *chat, text.clone()));
         Ok(())
     }
     async fn set_presence(&self, _: Presence) -> Result<(), QqError> {
         Ok(())
     }
     async fn profile(&self, uin: Uin) -> Result<Profile, QqError> {
-        Ok(Profile { uin: Some(uin), nick: "微程".into(), ..Default::default() })
+        Ok(Profile {
+            uin: Some(uin),
+            nick: "微程".into(),
+            ..Default::default()
+        })
     }
     async fn add_buddy(&self, _: Uin, _: &str) -> Result<AddOutcome, QqError> {
         Ok(AddOutcome::RequestSent)
@@ -115,7 +132,12 @@ impl QqSession for FakeSession {
 
 impl FakeNet {
     async fn emit(&self, event: QqEvent) {
-        let tx = self.events.lock().unwrap().clone().expect("a session is logged in");
+        let tx = self
+            .events
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("a session is logged in");
         tx.send(event).await.expect("core listens");
     }
 }
@@ -151,7 +173,10 @@ impl FakeSide {
             .unwrap()
             .iter()
             .filter_map(|e| match e {
-                SideEvent::Message { text, .. } => Some(qqbridge::core::text::render_plain(text, qqbridge::core::text::FaceStyle::Name)),
+                SideEvent::Message { text, .. } => Some(qqbridge::core::text::render_plain(
+                    text,
+                    qqbridge::core::text::FaceStyle::Name,
+                )),
                 _ => None,
             })
             .collect()
@@ -169,7 +194,10 @@ impl FakeSide {
             }
         });
         if deadline.await.is_err() {
-            panic!("timed out waiting for {what}; got {:?}", self.got.lock().unwrap());
+            panic!(
+                "timed out waiting for {what}; got {:?}",
+                self.got.lock().unwrap()
+            );
         }
     }
 }
@@ -221,12 +249,20 @@ fn rig_with(store: Arc<dyn Store>, net: Arc<FakeNet>) -> Rig {
 }
 
 async fn logged_in() -> Rig {
-    let rig = rig_with(Arc::new(SqliteStore::open_in_memory().unwrap()), Arc::default());
-    let ctx = CommandContext { user: USER, name_scope: None };
+    let rig = rig_with(
+        Arc::new(SqliteStore::open_in_memory().unwrap()),
+        Arc::default(),
+    );
+    let ctx = CommandContext {
+        user: USER,
+        name_scope: None,
+    };
     let reply = rig.core.run_command(&ctx, "login 10001 pw").await;
     assert_eq!(reply, vec!["logged in to QQ as 10001 (http11)".to_owned()]);
     rig.side
-        .wait_for("login event", |g| g.iter().any(|e| matches!(e, SideEvent::LoggedIn { .. })))
+        .wait_for("login event", |g| {
+            g.iter().any(|e| matches!(e, SideEvent::LoggedIn { .. }))
+        })
         .await;
     rig
 }
@@ -247,17 +283,33 @@ fn buddy_message(text: &str, remote_id: Option<&str>) -> QqEvent {
 async fn qq_message_reaches_the_side_with_the_buddy_name() {
     let rig = logged_in().await;
     rig.net.emit(buddy_message("你好", Some("r1"))).await;
-    rig.side.wait_for("message", |g| g.iter().any(|e| matches!(e, SideEvent::Message { .. }))).await;
+    rig.side
+        .wait_for("message", |g| {
+            g.iter().any(|e| matches!(e, SideEvent::Message { .. }))
+        })
+        .await;
     let got = rig.side.got.lock().unwrap().clone();
-    let Some(SideEvent::Message { sender_name, owner, chat, .. }) = got.iter().find(|e| matches!(e, SideEvent::Message { .. })) else {
+    let Some(SideEvent::Message {
+        sender_name,
+        owner,
+        chat,
+        ..
+    }) = got.iter().find(|e| matches!(e, SideEvent::Message { .. }))
+    else {
         unreachable!()
     };
     assert_eq!(sender_name, "微程");
     assert_eq!(*owner, Uin(10001));
     assert_eq!(*chat, ChatId::Buddy(Uin(10002)));
-    let ctx = CommandContext { user: USER, name_scope: None };
+    let ctx = CommandContext {
+        user: USER,
+        name_scope: None,
+    };
     let list = rig.core.run_command(&ctx, "list").await;
-    assert_eq!(list, vec!["1 buddies:".to_owned(), "10002 微程 — online".to_owned()]);
+    assert_eq!(
+        list,
+        vec!["1 buddies:".to_owned(), "10002 微程 — online".to_owned()]
+    );
 }
 
 #[tokio::test]
@@ -266,7 +318,9 @@ async fn the_same_remote_message_twice_is_relayed_once() {
     rig.net.emit(buddy_message("one", Some("r1"))).await;
     rig.net.emit(buddy_message("one", Some("r1"))).await;
     rig.net.emit(buddy_message("two", Some("r2"))).await;
-    rig.side.wait_for("two", |_| rig.side.messages().contains(&"two".to_owned())).await;
+    rig.side
+        .wait_for("two", |_| rig.side.messages().contains(&"two".to_owned()))
+        .await;
     assert_eq!(rig.side.messages(), vec!["one", "two"]);
 }
 
@@ -274,16 +328,36 @@ async fn the_same_remote_message_twice_is_relayed_once() {
 async fn our_own_message_coming_back_is_not_relayed() {
     let rig = logged_in().await;
     let group = ChatId::Group(GroupNumber(777));
-    rig.core.send_to_qq(USER, group, RichText::plain("from irc"), Some("irc-1".into())).await.unwrap();
-    rig.side.wait_for("sent ack", |g| g.iter().any(|e| matches!(e, SideEvent::Sent { .. }))).await;
+    rig.core
+        .send_to_qq(
+            USER,
+            group,
+            RichText::plain("from irc"),
+            Some("irc-1".into()),
+        )
+        .await
+        .unwrap();
+    rig.side
+        .wait_for("sent ack", |g| {
+            g.iter().any(|e| matches!(e, SideEvent::Sent { .. }))
+        })
+        .await;
     assert_eq!(rig.net.sent.lock().unwrap().len(), 1);
     // QQ shows the group message from our own account back to us.
     for text in ["from irc ", "typed on the phone"] {
         rig.net
-            .emit(QqEvent::Message { chat: group, sender: Uin(10001), sender_name: None, text: RichText::plain(text), remote_id: None })
+            .emit(QqEvent::Message {
+                chat: group,
+                sender: Uin(10001),
+                sender_name: None,
+                text: RichText::plain(text),
+                remote_id: None,
+            })
             .await;
     }
-    rig.side.wait_for("phone message", |_| !rig.side.messages().is_empty()).await;
+    rig.side
+        .wait_for("phone message", |_| !rig.side.messages().is_empty())
+        .await;
     assert_eq!(rig.side.messages(), vec!["typed on the phone"]);
 }
 
@@ -292,23 +366,37 @@ async fn side_outage_keeps_events_and_replays_them_in_order() {
     let rig = logged_in().await;
     *rig.side.away.lock().unwrap() = true;
     for i in 0..5 {
-        rig.net.emit(buddy_message(&format!("m{i}"), Some(&format!("id{i}")))).await;
+        rig.net
+            .emit(buddy_message(&format!("m{i}"), Some(&format!("id{i}"))))
+            .await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(rig.side.messages().is_empty());
     *rig.side.away.lock().unwrap() = false;
     rig.core.user_reachable(USER);
-    rig.side.wait_for("replay", |_| rig.side.messages().len() == 5).await;
+    rig.side
+        .wait_for("replay", |_| rig.side.messages().len() == 5)
+        .await;
     assert_eq!(rig.side.messages(), vec!["m0", "m1", "m2", "m3", "m4"]);
 }
 
 #[tokio::test]
 async fn transient_send_errors_retry_and_final_ones_are_reported() {
     let rig = logged_in().await;
-    rig.net.send_errors.lock().unwrap().extend([QqError::Throttled, QqError::Unreachable("reset".into())]);
-    rig.core.send_to_qq(USER, ChatId::Buddy(Uin(10002)), RichText::plain("retry me"), None).await.unwrap();
-    rig.net.send_errors.lock().unwrap().push_back(QqError::Refused("RES=3".into()));
-    // The second message meets the final error once the first is through.
+    rig.net
+        .send_errors
+        .lock()
+        .unwrap()
+        .extend([QqError::Throttled, QqError::Unreachable("reset".into())]);
+    rig.core
+        .send_to_qq(
+            USER,
+            ChatId::Buddy(Uin(10002)),
+            RichText::plain("retry me"),
+            None,
+        )
+        .await
+        .unwrap();
     tokio::time::timeout(Duration::from_secs(10), async {
         while rig.net.sent.lock().unwrap().is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -316,29 +404,76 @@ async fn transient_send_errors_retry_and_final_ones_are_reported() {
     })
     .await
     .expect("retried until sent");
-    rig.core.send_to_qq(USER, ChatId::Buddy(Uin(10002)), RichText::plain("doomed"), Some("m-9".into())).await.unwrap();
-    rig.side.wait_for("failure notice", |g| g.iter().any(|e| matches!(e, SideEvent::SendFailed { .. }))).await;
+    rig.net
+        .send_errors
+        .lock()
+        .unwrap()
+        .push_back(QqError::Refused("RES=3".into()));
+    rig.core
+        .send_to_qq(
+            USER,
+            ChatId::Buddy(Uin(10002)),
+            RichText::plain("doomed"),
+            Some("m-9".into()),
+        )
+        .await
+        .unwrap();
+    rig.side
+        .wait_for("failure notice", |g| {
+            g.iter().any(|e| matches!(e, SideEvent::SendFailed { .. }))
+        })
+        .await;
     let got = rig.side.got.lock().unwrap().clone();
     let failure = got.iter().find_map(|e| match e {
-        SideEvent::SendFailed { preview, reason, origin_id, .. } => Some((preview.clone(), reason.clone(), origin_id.clone())),
+        SideEvent::SendFailed {
+            preview,
+            reason,
+            origin_id,
+            ..
+        } => Some((preview.clone(), reason.clone(), origin_id.clone())),
         _ => None,
     });
-    assert_eq!(failure, Some(("doomed".into(), "the QQ server refused the request (RES=3)".into(), Some("m-9".into()))));
+    assert_eq!(
+        failure,
+        Some((
+            "doomed".into(),
+            "the QQ server refused the request (RES=3)".into(),
+            Some("m-9".into())
+        ))
+    );
     assert_eq!(rig.net.sent.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn not_logged_in_and_wrong_password_are_clear() {
-    let rig = rig_with(Arc::new(SqliteStore::open_in_memory().unwrap()), Arc::default());
-    let ctx = CommandContext { user: USER, name_scope: None };
+    let rig = rig_with(
+        Arc::new(SqliteStore::open_in_memory().unwrap()),
+        Arc::default(),
+    );
+    let ctx = CommandContext {
+        user: USER,
+        name_scope: None,
+    };
     assert_eq!(
         rig.core.run_command(&ctx, "list").await,
         vec!["you are not logged in to QQ; use: login <qq number> <password>".to_owned()]
     );
-    assert_eq!(rig.core.run_command(&ctx, "login 10001 wrong-secret-xyz").await, vec!["wrong QQ number or password".to_owned()]);
-    assert!(rig.core.send_to_qq(USER, ChatId::Buddy(Uin(1)), RichText::plain("x"), None).await.is_err());
+    assert_eq!(
+        rig.core
+            .run_command(&ctx, "login 10001 wrong-secret-xyz")
+            .await,
+        vec!["wrong QQ number or password".to_owned()]
+    );
+    assert!(rig
+        .core
+        .send_to_qq(USER, ChatId::Buddy(Uin(1)), RichText::plain("x"), None)
+        .await
+        .is_err());
     let logs = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
-    assert!(!logs.contains("wrong-secret-xyz"), "a password reached the logs");
+    assert!(
+        !logs.contains("wrong-secret-xyz"),
+        "a password reached the logs"
+    );
 }
 
 #[tokio::test]
@@ -348,12 +483,21 @@ async fn outgoing_messages_survive_a_restart() {
     {
         let net = Arc::new(FakeNet::default());
         // QQ is down for the whole life of the first process.
-        net.send_errors.lock().unwrap().extend(std::iter::repeat_n(QqError::Unreachable("down".into()), 100));
+        net.send_errors.lock().unwrap().extend(std::iter::repeat_n(
+            QqError::Unreachable("down".into()),
+            100,
+        ));
         let rig = rig_with(Arc::new(SqliteStore::open(&path).unwrap()), net);
-        let ctx = CommandContext { user: USER, name_scope: None };
+        let ctx = CommandContext {
+            user: USER,
+            name_scope: None,
+        };
         rig.core.run_command(&ctx, "login 10001 pw").await;
         for text in ["a", "b", "c"] {
-            rig.core.send_to_qq(USER, ChatId::Buddy(Uin(10002)), RichText::plain(text), None).await.unwrap();
+            rig.core
+                .send_to_qq(USER, ChatId::Buddy(Uin(10002)), RichText::plain(text), None)
+                .await
+                .unwrap();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         rig.core.shutdown().await;
@@ -368,7 +512,25 @@ async fn outgoing_messages_survive_a_restart() {
     })
     .await
     .expect("delivered after restart");
-    let texts: Vec<RichText> = rig.net.sent.lock().unwrap().iter().map(|(_, _, t)| t.clone()).collect();
-    assert_eq!(texts, vec![RichText::plain("a"), RichText::plain("b"), RichText::plain("c")]);
-    assert_eq!(*rig.net.logins.lock().unwrap(), 1, "restored with the stored password");
+    let texts: Vec<RichText> = rig
+        .net
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, t)| t.clone())
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            RichText::plain("a"),
+            RichText::plain("b"),
+            RichText::plain("c")
+        ]
+    );
+    assert_eq!(
+        *rig.net.logins.lock().unwrap(),
+        1,
+        "restored with the stored password"
+    );
 }

@@ -154,7 +154,10 @@ impl Client {
                         return event;
                     }
                 }
-                Ok(None) => panic!("event stream closed waiting for {what}; saw {:?}", self.seen),
+                Ok(None) => panic!(
+                    "event stream closed waiting for {what}; saw {:?}",
+                    self.seen
+                ),
                 Err(_) => panic!("no {what} in time; saw {:?}", self.seen),
             }
         }
@@ -162,10 +165,18 @@ impl Client {
 
     async fn message_from(&mut self, from: Uin) -> RichText {
         let event = self
-            .wait_for("a message", |e| matches!(e, QqEvent::Message { sender, .. } if *sender == from))
+            .wait_for(
+                "a message",
+                |e| matches!(e, QqEvent::Message { sender, .. } if *sender == from),
+            )
             .await;
         match event {
-            QqEvent::Message { chat, text, remote_id, .. } => {
+            QqEvent::Message {
+                chat,
+                text,
+                remote_id,
+                ..
+            } => {
                 assert_eq!(chat, ChatId::Buddy(from));
                 assert_eq!(remote_id, None);
                 text
@@ -263,7 +274,8 @@ impl Proxy {
                         }
                         Some(target) => {
                             if let Ok(mut server) = TcpStream::connect(target).await {
-                                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                                let _ =
+                                    tokio::io::copy_bidirectional(&mut client, &mut server).await;
                             }
                         }
                     }
@@ -308,7 +320,9 @@ async fn read_request(stream: &mut TcpStream) -> Vec<u8> {
 /// A fake server: `answer` maps each request body to the raw bytes written
 /// back before closing.
 async fn fake_server(answer: fn(&str) -> Vec<u8>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake server");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind fake server");
     let addr = listener.local_addr().expect("fake server address");
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
@@ -357,7 +371,10 @@ async fn login_reads_contacts_nicks_presence_and_own_nick() {
         ]
     );
     assert_eq!(session.groups().await, Ok(Vec::new()));
-    assert!(matches!(session.set_signature("hi").await, Err(QqError::Unsupported(_))));
+    assert!(matches!(
+        session.set_signature("hi").await,
+        Err(QqError::Unsupported(_))
+    ));
     let group = ChatId::Group(GroupNumber(1));
     assert!(matches!(
         session.send(&group, &RichText::plain("x")).await,
@@ -400,7 +417,10 @@ async fn initial_presence_is_applied_at_login() {
     let Ok(LoginStep::Done(_session)) = conn.login(request, tx).await else {
         panic!("login failed");
     };
-    assert_eq!(sim.world().presence(ALICE.0), Some(sim::Presence::Invisible));
+    assert_eq!(
+        sim.world().presence(ALICE.0),
+        Some(sim::Presence::Invisible)
+    );
 }
 
 #[tokio::test]
@@ -441,13 +461,21 @@ async fn passwords_and_their_md5_never_reach_the_logs() {
         .await;
 
     let logs = String::from_utf8_lossy(&captured.0.lock().expect("log buffer")).into_owned();
-    assert!(logs.contains("qq_session") && logs.contains("uin=10001"), "no session span:\n{logs}");
-    assert!(logs.contains("qq_request") && logs.contains("seq="), "no request span:\n{logs}");
+    assert!(
+        logs.contains("qq_session") && logs.contains("uin=10001"),
+        "no session span:\n{logs}"
+    );
+    assert!(
+        logs.contains("qq_request") && logs.contains("seq="),
+        "no request span:\n{logs}"
+    );
     for secret in ["secret-alice", "wrong-password"] {
         let md5 = qqbridge::qq::http11::codec::PasswordHash::from_password(secret);
         assert!(!logs.contains(secret), "password {secret} in the logs");
         assert!(!logs.contains(md5.expose()), "md5 of {secret} in the logs");
-        assert!(!logs.to_ascii_uppercase().contains(&md5.expose().to_ascii_uppercase()));
+        assert!(!logs
+            .to_ascii_uppercase()
+            .contains(&md5.expose().to_ascii_uppercase()));
     }
 }
 
@@ -477,10 +505,16 @@ async fn two_accounts_chat_in_chinese_with_faces_and_line_breaks() {
     // A face has no wire form in HTTP QQ: it travels as its [name] code
     // and is a face again on arrival.
     let with_face = RichText {
-        segments: vec![Segment::Text { text: "看".into() }, Segment::Face { id: 14 }],
+        segments: vec![
+            Segment::Text { text: "看".into() },
+            Segment::Face { id: 14 },
+        ],
         action: false,
     };
-    bob.session.send(&ChatId::Buddy(ALICE), &with_face).await.expect("send");
+    bob.session
+        .send(&ChatId::Buddy(ALICE), &with_face)
+        .await
+        .expect("send");
     let got = alice.message_from(BOB).await;
     assert_eq!(got, parse_plain(&plain(&with_face)));
     assert!(got.segments.contains(&Segment::Face { id: 14 }));
@@ -515,15 +549,34 @@ async fn presence_changes_are_seen_by_the_other_and_invisible_looks_offline() {
     let alice = login(&conn, ALICE).await;
     let mut bob = login(&conn, BOB).await;
 
-    alice.session.set_presence(Presence::Busy).await.expect("busy");
+    alice
+        .session
+        .set_presence(Presence::Busy)
+        .await
+        .expect("busy");
     bob.presence_of(ALICE, Presence::Busy).await;
-    alice.session.set_presence(Presence::Invisible).await.expect("invisible");
+    alice
+        .session
+        .set_presence(Presence::Invisible)
+        .await
+        .expect("invisible");
     bob.presence_of(ALICE, Presence::Offline).await;
-    assert_eq!(sim.world().presence(ALICE.0), Some(sim::Presence::Invisible));
-    alice.session.set_presence(Presence::Online).await.expect("online");
+    assert_eq!(
+        sim.world().presence(ALICE.0),
+        Some(sim::Presence::Invisible)
+    );
+    alice
+        .session
+        .set_presence(Presence::Online)
+        .await
+        .expect("online");
     bob.presence_of(ALICE, Presence::Online).await;
     // Away does not exist in HTTP QQ 1.1: it is sent as busy.
-    alice.session.set_presence(Presence::Away).await.expect("away");
+    alice
+        .session
+        .set_presence(Presence::Away)
+        .await
+        .expect("away");
     bob.presence_of(ALICE, Presence::Busy).await;
 
     // Bob's cached buddy list follows the pushes.
@@ -548,10 +601,15 @@ async fn friend_request_with_verification_accepted_makes_both_buddies() {
     let mut penguin = login(&conn, PENGUIN).await;
 
     // AddToList says CD=1; the client double-sends the request.
-    let outcome = alice.session.add_buddy(PENGUIN, "我是演示用户，加个好友吧").await;
+    let outcome = alice
+        .session
+        .add_buddy(PENGUIN, "我是演示用户，加个好友吧")
+        .await;
     assert_eq!(outcome, Ok(AddOutcome::RequestSent));
     let request = penguin
-        .wait_for("a friend request", |e| matches!(e, QqEvent::FriendRequest { .. }))
+        .wait_for("a friend request", |e| {
+            matches!(e, QqEvent::FriendRequest { .. })
+        })
         .await;
     assert_eq!(
         request,
@@ -561,25 +619,46 @@ async fn friend_request_with_verification_accepted_makes_both_buddies() {
         }
     );
 
-    penguin.session.answer_request(ALICE, true, "").await.expect("accept");
     penguin
-        .wait_for("contacts changed", |e| matches!(e, QqEvent::ContactsChanged))
+        .session
+        .answer_request(ALICE, true, "")
+        .await
+        .expect("accept");
+    penguin
+        .wait_for("contacts changed", |e| {
+            matches!(e, QqEvent::ContactsChanged)
+        })
         .await;
     alice
-        .wait_for("accepted", |e| matches!(e, QqEvent::FriendAccepted { uin } if *uin == PENGUIN))
+        .wait_for(
+            "accepted",
+            |e| matches!(e, QqEvent::FriendAccepted { uin } if *uin == PENGUIN),
+        )
         .await;
     alice
-        .wait_for("contacts changed", |e| matches!(e, QqEvent::ContactsChanged))
+        .wait_for("contacts changed", |e| {
+            matches!(e, QqEvent::ContactsChanged)
+        })
         .await;
 
     let alice_list = alice.session.contacts().await.expect("contacts");
-    assert!(alice_list.iter().any(|c| c.uin == PENGUIN && c.nick == "小企鹅"));
+    assert!(alice_list
+        .iter()
+        .any(|c| c.uin == PENGUIN && c.nick == "小企鹅"));
     let penguin_list = penguin.session.contacts().await.expect("contacts");
-    assert!(penguin_list.iter().any(|c| c.uin == ALICE && c.nick == "演示用户"));
+    assert!(penguin_list
+        .iter()
+        .any(|c| c.uin == ALICE && c.nick == "演示用户"));
     // Exactly one of the two copies was delivered.
-    assert_eq!(penguin.count(|e| matches!(e, QqEvent::FriendRequest { .. })), 1);
+    assert_eq!(
+        penguin.count(|e| matches!(e, QqEvent::FriendRequest { .. })),
+        1
+    );
     penguin.drain(Duration::from_millis(200)).await;
-    assert_eq!(penguin.count(|e| matches!(e, QqEvent::FriendRequest { .. })), 1);
+    assert_eq!(
+        penguin.count(|e| matches!(e, QqEvent::FriendRequest { .. })),
+        1
+    );
 }
 
 #[tokio::test]
@@ -588,9 +667,14 @@ async fn friend_request_refused_with_a_reason() {
     let conn = connector(sim.protocol_addr());
     let mut alice = login(&conn, ALICE).await;
     let mut penguin = login(&conn, PENGUIN).await;
-    assert_eq!(alice.session.add_buddy(PENGUIN, "hi").await, Ok(AddOutcome::RequestSent));
+    assert_eq!(
+        alice.session.add_buddy(PENGUIN, "hi").await,
+        Ok(AddOutcome::RequestSent)
+    );
     penguin
-        .wait_for("a friend request", |e| matches!(e, QqEvent::FriendRequest { .. }))
+        .wait_for("a friend request", |e| {
+            matches!(e, QqEvent::FriendRequest { .. })
+        })
         .await;
     penguin
         .session
@@ -621,13 +705,21 @@ async fn add_open_and_deny_accounts_and_remove_buddies() {
     let conn = connector(sim.protocol_addr());
     let mut alice = login(&conn, ALICE).await;
 
-    assert_eq!(alice.session.add_buddy(OPEN, "").await, Ok(AddOutcome::Added));
+    assert_eq!(
+        alice.session.add_buddy(OPEN, "").await,
+        Ok(AddOutcome::Added)
+    );
     alice
-        .wait_for("contacts changed", |e| matches!(e, QqEvent::ContactsChanged))
+        .wait_for("contacts changed", |e| {
+            matches!(e, QqEvent::ContactsChanged)
+        })
         .await;
     let list = alice.session.contacts().await.expect("contacts");
     assert!(list.iter().any(|c| c.uin == OPEN && c.nick == "开放"));
-    assert_eq!(alice.session.add_buddy(DENY, "please").await, Ok(AddOutcome::Refused));
+    assert_eq!(
+        alice.session.add_buddy(DENY, "please").await,
+        Ok(AddOutcome::Refused)
+    );
 
     alice.session.remove_buddy(SLEEPER).await.expect("remove");
     let list = alice.session.contacts().await.expect("contacts");
@@ -673,14 +765,24 @@ async fn detailed_profile_and_search() {
     };
     let found = alice.session.search(&criteria).await.expect("search");
     assert_eq!(found.len(), 1);
-    assert_eq!((found[0].uin, found[0].nick.as_str()), (Some(HACKFAN), "Hackfan 好"));
-    let everybody = alice.session.search(&SearchCriteria::default()).await.expect("search");
+    assert_eq!(
+        (found[0].uin, found[0].nick.as_str()),
+        (Some(HACKFAN), "Hackfan 好")
+    );
+    let everybody = alice
+        .session
+        .search(&SearchCriteria::default())
+        .await
+        .expect("search");
     assert_eq!(everybody.len(), 7);
     let bad = SearchCriteria {
         gender: Some(7),
         ..SearchCriteria::default()
     };
-    assert!(matches!(alice.session.search(&bad).await, Err(QqError::Unsupported(_))));
+    assert!(matches!(
+        alice.session.search(&bad).await,
+        Err(QqError::Unsupported(_))
+    ));
 }
 
 // ------------------------------------------------------------ session lifecycle
@@ -694,15 +796,21 @@ async fn logout_stops_everything_and_ends_the_event_stream() {
     alice.session.logout().await.expect("logout");
     assert!(sim.world().session(ALICE.0).is_none());
     bob.presence_of(ALICE, Presence::Offline).await;
-    let ended = alice.wait_for("the end", |e| matches!(e, QqEvent::SessionEnded(_))).await;
+    let ended = alice
+        .wait_for("the end", |e| matches!(e, QqEvent::SessionEnded(_)))
+        .await;
     assert_eq!(ended, QqEvent::SessionEnded(EndReason::LoggedOut));
     assert_eq!(alice.session.logout().await, Ok(()));
     assert_eq!(
-        alice.session.send(&ChatId::Buddy(BOB), &RichText::plain("x")).await,
+        alice
+            .session
+            .send(&ChatId::Buddy(BOB), &RichText::plain("x"))
+            .await,
         Err(QqError::SessionEnded)
     );
     // Nothing follows SessionEnded, and the poller is gone for good.
-    sim.world().send_message(BOB.0, ALICE.0, "still there?", Origin::Control);
+    sim.world()
+        .send_message(BOB.0, ALICE.0, "still there?", Origin::Control);
     assert!(alice.drain(Duration::from_millis(300)).await.is_empty());
     assert!(sim.world().session(ALICE.0).is_none());
 }
@@ -713,7 +821,11 @@ async fn expired_session_logs_in_again_transparently() {
     let conn = connector(sim.protocol_addr());
     let mut alice = login(&conn, ALICE).await;
     let mut bob = login(&conn, BOB).await;
-    alice.session.set_presence(Presence::Busy).await.expect("busy");
+    alice
+        .session
+        .set_presence(Presence::Busy)
+        .await
+        .expect("busy");
     bob.presence_of(ALICE, Presence::Busy).await;
 
     // The server forgets Alice: her next request gets RES=20.
@@ -742,15 +854,19 @@ async fn expired_session_logs_in_again_transparently() {
 
 #[tokio::test]
 async fn idle_timeout_li_expires_a_silent_session_and_polling_prevents_it() {
-    // LI = 300 s = 300 ms at this scale.
-    let short_li = WORLD.replace("session_idle_timeout_s: 5000", "session_idle_timeout_s: 300");
+    // LI = 1000 s = 1 s at this scale; the test client polls at least
+    // every 100 ms, ten times as often.
+    let short_li = WORLD.replace(
+        "session_idle_timeout_s: 5000",
+        "session_idle_timeout_s: 1000",
+    );
     let sim = start_sim(&short_li).await;
     let mut bob = login(&connector(sim.protocol_addr()), BOB).await;
 
-    // Polling at most every 100 ms keeps the session alive through many LIs.
+    // Polling keeps the session alive through more than two LIs.
     let mut alice = login(&connector(sim.protocol_addr()), ALICE).await;
     let started = sim.world().session(ALICE.0).map(|s| s.started);
-    let _ = alice.drain(Duration::from_millis(1200)).await;
+    let _ = alice.drain(Duration::from_millis(2500)).await;
     assert_eq!(sim.world().session(ALICE.0).map(|s| s.started), started);
     assert_eq!(alice.count(is_reconnecting), 0);
     alice.session.logout().await.expect("logout");
@@ -796,7 +912,11 @@ async fn sending_too_fast_is_retried_then_reported_as_throttled() {
     let alice = login(&unpaced, ALICE).await;
     let mut bob = login(&connector(sim.protocol_addr()), BOB).await;
     let to_bob = ChatId::Buddy(BOB);
-    alice.session.send(&to_bob, &RichText::plain("一")).await.expect("first");
+    alice
+        .session
+        .send(&to_bob, &RichText::plain("一"))
+        .await
+        .expect("first");
     assert_eq!(
         alice.session.send(&to_bob, &RichText::plain("二")).await,
         Err(QqError::Throttled)
@@ -807,25 +927,37 @@ async fn sending_too_fast_is_retried_then_reported_as_throttled() {
 
 #[tokio::test]
 async fn res3_backs_off_and_the_retry_gets_through() {
-    // 200 s = 200 ms here; the first retry waits at least 500 ms.
-    let sim = start_sim(&world_with_cltmsg_interval(200)).await;
+    // 600 s = 600 ms here; the first retry waits about 1 s.
+    let sim = start_sim(&world_with_cltmsg_interval(600)).await;
     let conn = connector(sim.protocol_addr())
         .with_send_pacing(Duration::ZERO)
-        .with_retry(Duration::from_millis(500), Duration::from_secs(1), 5);
+        .with_retry(Duration::from_secs(1), Duration::from_secs(2), 5);
     let alice = login(&conn, ALICE).await;
     let mut bob = login(&connector(sim.protocol_addr()), BOB).await;
     let to_bob = ChatId::Buddy(BOB);
-    alice.session.send(&to_bob, &RichText::plain("一")).await.expect("first");
+    alice
+        .session
+        .send(&to_bob, &RichText::plain("一"))
+        .await
+        .expect("first");
     // Immediately after: RES=3, then a retry after the back-off succeeds.
-    alice.session.send(&to_bob, &RichText::plain("二")).await.expect("second");
+    alice
+        .session
+        .send(&to_bob, &RichText::plain("二"))
+        .await
+        .expect("second");
     assert_eq!(plain(&bob.message_from(ALICE).await), "一");
     assert_eq!(plain(&bob.message_from(ALICE).await), "二");
     // Without a retry the same situation is reported, proving RES=3 occurred.
     let no_retry = conn.clone().with_throttle_attempts(1);
     let alice2 = login(&no_retry, ALICE).await;
     // The rule is per account: leave the previous CLTMSG behind first.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    alice2.session.send(&to_bob, &RichText::plain("三")).await.expect("third");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    alice2
+        .session
+        .send(&to_bob, &RichText::plain("三"))
+        .await
+        .expect("third");
     assert_eq!(
         alice2.session.send(&to_bob, &RichText::plain("四")).await,
         Err(QqError::Throttled)
@@ -842,10 +974,11 @@ async fn pacing_keeps_concurrent_sends_clear_of_the_penalty() {
     let alice = login(&paced, ALICE).await;
     let mut bob = login(&connector(sim.protocol_addr()), BOB).await;
     let to_bob = ChatId::Buddy(BOB);
+    let texts = ["one", "two", "three"].map(RichText::plain);
     let (one, two, three) = tokio::join!(
-        alice.session.send(&to_bob, &RichText::plain("one")),
-        alice.session.send(&to_bob, &RichText::plain("two")),
-        alice.session.send(&to_bob, &RichText::plain("three")),
+        alice.session.send(&to_bob, &texts[0]),
+        alice.session.send(&to_bob, &texts[1]),
+        alice.session.send(&to_bob, &texts[2]),
     );
     assert_eq!((one, two, three), (Ok(()), Ok(()), Ok(())));
     let mut got = Vec::new();
@@ -863,10 +996,25 @@ async fn changing_status_too_often_is_throttled() {
         "session_idle_timeout_s: 5000, change_stat_limit: 2, change_stat_window_s: 100000",
     );
     let sim = start_sim(&yaml).await;
-    let alice = login(&connector(sim.protocol_addr()).with_throttle_attempts(2), ALICE).await;
-    alice.session.set_presence(Presence::Busy).await.expect("first");
-    alice.session.set_presence(Presence::Online).await.expect("second");
-    assert_eq!(alice.session.set_presence(Presence::Busy).await, Err(QqError::Throttled));
+    let alice = login(
+        &connector(sim.protocol_addr()).with_throttle_attempts(2),
+        ALICE,
+    )
+    .await;
+    alice
+        .session
+        .set_presence(Presence::Busy)
+        .await
+        .expect("first");
+    alice
+        .session
+        .set_presence(Presence::Online)
+        .await
+        .expect("second");
+    assert_eq!(
+        alice.session.set_presence(Presence::Busy).await,
+        Err(QqError::Throttled)
+    );
 }
 
 // ------------------------------------------------------------ NULL and outages
@@ -922,7 +1070,8 @@ async fn an_outage_emits_one_reconnecting_and_one_reconnected() {
     assert_eq!(alice.count(is_reconnecting), 1, "{:?}", alice.seen);
 
     // Messages flow again.
-    sim.world().send_message(BOB.0, ALICE.0, "你还在吗", Origin::Control);
+    sim.world()
+        .send_message(BOB.0, ALICE.0, "你还在吗", Origin::Control);
     assert_eq!(plain(&alice.message_from(BOB).await), "你还在吗");
 }
 
@@ -939,7 +1088,10 @@ async fn refused_relogin_ends_the_session() {
     let ended = alice
         .wait_for("the end", |e| matches!(e, QqEvent::SessionEnded(_)))
         .await;
-    assert!(matches!(ended, QqEvent::SessionEnded(EndReason::LoginFailed(_))));
+    assert!(matches!(
+        ended,
+        QqEvent::SessionEnded(EndReason::LoginFailed(_))
+    ));
     assert_eq!(alice.count(is_reconnecting), 1);
     assert!(alice.drain(Duration::from_millis(200)).await.is_empty());
     assert_eq!(alice.session.contacts().await, Err(QqError::SessionEnded));
@@ -948,10 +1100,9 @@ async fn refused_relogin_ends_the_session() {
 #[tokio::test]
 async fn dropped_connections_mid_reply_and_garbage_are_handled() {
     // Closes in the middle of the reply: a NULL look-alike, retried.
-    let truncated = fake_server(|_| {
-        b"HTTP/1.1 200 OK\r\nContent-Length: 60\r\n\r\nVER=1.1&CMD=Login".to_vec()
-    })
-    .await;
+    let truncated =
+        fake_server(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 60\r\n\r\nVER=1.1&CMD=Login".to_vec())
+            .await;
     assert!(matches!(
         try_login(&connector(truncated), ALICE, "x").await.err(),
         Some(QqError::Unreachable(_))
@@ -963,10 +1114,9 @@ async fn dropped_connections_mid_reply_and_garbage_are_handled() {
         Some(QqError::Protocol(_))
     ));
     // A reply for another account is rejected.
-    let foreign = fake_server(|_| {
-        http_reply("VER=1.1&CMD=Login&SEQ=1&UIN=99999&RES=0&RS=0&HI=60&LI=300")
-    })
-    .await;
+    let foreign =
+        fake_server(|_| http_reply("VER=1.1&CMD=Login&SEQ=1&UIN=99999&RES=0&RS=0&HI=60&LI=300"))
+            .await;
     assert!(matches!(
         try_login(&connector(foreign), ALICE, "x").await.err(),
         Some(QqError::Protocol(_))
@@ -998,20 +1148,30 @@ async fn invalid_utf8_from_the_server_is_a_typed_error_not_a_panic() {
         if request.contains("CMD=Login") {
             return login_ok();
         }
-        let cmd = if request.contains("CMD=List") { "LIST" } else { "GETMSGEX" };
+        let cmd = if request.contains("CMD=List") {
+            "LIST"
+        } else {
+            "GETMSGEX"
+        };
         let mut body = format!("VER=1.1&CMD={cmd}&SEQ=1&UIN=10001&RES=0&").into_bytes();
         body.extend_from_slice(b"FN=1&SN=1&UN=\xff,&MN=1&MT=9,&UN=1,&MG=\xff\xfe ,");
-        let mut reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
-            .into_bytes();
+        let mut reply =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
         reply.extend_from_slice(&body);
         reply
     })
     .await;
     let mut alice = login(&connector(bad_rest), ALICE).await;
-    assert!(matches!(alice.session.contacts().await, Err(QqError::Protocol(_))));
+    assert!(matches!(
+        alice.session.contacts().await,
+        Err(QqError::Protocol(_))
+    ));
     // The poller keeps getting the bad reply: no event, no panic, still alive.
     assert!(alice.drain(Duration::from_millis(300)).await.is_empty());
-    assert!(matches!(alice.session.contacts().await, Err(QqError::Protocol(_))));
+    assert!(matches!(
+        alice.session.contacts().await,
+        Err(QqError::Protocol(_))
+    ));
     alice.session.logout().await.expect("logout");
 }
 
@@ -1028,7 +1188,7 @@ async fn the_other_seeds_spellings_and_nulls_are_tolerated() {
   trailing_amp_profile: "003"
   sysmsg_trailing_space: true
   addtolist_deny_code: 2
-  null_mode: empty200
+  null_mode: empty_200
   null_on_lowercase_h: 0.3"#,
     );
     let sim = start_sim(&yaml).await;
@@ -1051,9 +1211,15 @@ async fn the_other_seeds_spellings_and_nulls_are_tolerated() {
         assert_eq!(plain(&bob.message_from(ALICE).await), text);
     }
     // `MG=30 ` with its trailing space.
-    bob.session.set_presence(Presence::Busy).await.expect("busy");
+    bob.session
+        .set_presence(Presence::Busy)
+        .await
+        .expect("busy");
     alice.presence_of(BOB, Presence::Busy).await;
-    assert_eq!(alice.session.add_buddy(DENY, "").await, Ok(AddOutcome::Refused));
+    assert_eq!(
+        alice.session.add_buddy(DENY, "").await,
+        Ok(AddOutcome::Refused)
+    );
 }
 
 #[tokio::test]
@@ -1077,7 +1243,10 @@ async fn query_stat_without_tn_yields_two_replies_on_one_connection() {
     // Alice herself and Hackfan (busy) are visible.
     assert_eq!(first.body, ReplyBody::QueryStat(QueryStatReply::Count(2)));
     let second = Reply::decode(&replies[1].body).expect("second reply");
-    assert_eq!(second.body, ReplyBody::QueryStat(QueryStatReply::Online(Vec::new())));
+    assert_eq!(
+        second.body,
+        ReplyBody::QueryStat(QueryStatReply::Online(Vec::new()))
+    );
     // A malformed request gets NULL: no bytes at all.
     assert!(matches!(
         transport.post("VER=1.1&CMD=List&SEQ=1&UIN=abc").await,

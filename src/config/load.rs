@@ -96,9 +96,10 @@ fn yaml_error(source: &Source<'_>, e: &serde_yaml::Error) -> ConfigError {
 
 fn is_key_path(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '*' | '"' | '@' | ':' | '-'))
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '_' | '.' | '[' | ']' | '*' | '"' | '@' | ':' | '-')
+        })
 }
 
 /// Replaces secrets written as `${VAR}` with the environment's value, so that
@@ -110,18 +111,30 @@ fn resolve_secrets(
 ) -> Result<(), ConfigError> {
     let mut slots: Vec<(&str, &mut Option<Secret>)> = vec![
         ("irc.gateway.password", &mut config.irc.gateway.password),
-        ("matrix.appservice.as_token", &mut config.matrix.appservice.as_token),
-        ("matrix.appservice.hs_token", &mut config.matrix.appservice.hs_token),
+        (
+            "matrix.appservice.as_token",
+            &mut config.matrix.appservice.as_token,
+        ),
+        (
+            "matrix.appservice.hs_token",
+            &mut config.matrix.appservice.hs_token,
+        ),
     ];
     for (key, slot) in slots.iter_mut() {
-        let Some(secret) = slot.as_ref() else { continue };
-        let Some(var) = env_reference(secret.expose()) else { continue };
+        let Some(secret) = slot.as_ref() else {
+            continue;
+        };
+        let Some(var) = env_reference(secret.expose()) else {
+            continue;
+        };
         match env(var) {
             Some(value) if !value.is_empty() => **slot = Some(Secret::new(value)),
             _ => {
                 return Err(source.error(
                     key,
-                    format!("environment variable {var} is not set (the value refers to ${{{var}}})"),
+                    format!(
+                        "environment variable {var} is not set (the value refers to ${{{var}}})"
+                    ),
                 ))
             }
         }
@@ -148,8 +161,13 @@ pub(super) fn locate_key(text: &str, path: &str) -> Option<usize> {
             continue;
         }
         let indent = line.len() - trimmed.len();
-        let Some((key, _)) = trimmed.split_once(':') else { continue };
-        let key = key.trim().trim_matches(|c| c == '"' || c == '\'').to_owned();
+        let Some((key, _)) = trimmed.split_once(':') else {
+            continue;
+        };
+        let key = key
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .to_owned();
         while stack.last().is_some_and(|(i, _)| *i >= indent) {
             stack.pop();
         }

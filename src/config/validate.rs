@@ -65,13 +65,13 @@ pub(super) fn validate(source: &Source<'_>, config: &Config) -> Result<(), Confi
     for (key, value) in [
         ("matrix.appservice.user_prefix", &appservice.user_prefix),
         ("matrix.appservice.alias_prefix", &appservice.alias_prefix),
-        ("matrix.appservice.sender_localpart", &appservice.sender_localpart),
+        (
+            "matrix.appservice.sender_localpart",
+            &appservice.sender_localpart,
+        ),
     ] {
         if value.is_empty() || !value.chars().all(is_localpart_char) {
-            return Err(source.error(
-                key,
-                "must be non-empty and use only a-z, 0-9 and . _ = - /",
-            ));
+            return Err(source.error(key, "must be non-empty and use only a-z, 0-9 and . _ = - /"));
         }
     }
     for key in config.permissions.keys() {

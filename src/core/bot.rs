@@ -37,7 +37,11 @@ impl BridgeCore {
         }
     }
 
-    async fn execute_inner(&self, ctx: &CommandContext<'_>, cmd: Command) -> Result<Vec<String>, CoreError> {
+    async fn execute_inner(
+        &self,
+        ctx: &CommandContext<'_>,
+        cmd: Command,
+    ) -> Result<Vec<String>, CoreError> {
         let user = ctx.user;
         Ok(match cmd {
             Command::Help => command::help_lines(),
@@ -57,11 +61,14 @@ impl BridgeCore {
                     vec!["you have no buddies yet".to_owned()]
                 } else {
                     let mut lines = vec![format!("{} buddies:", contacts.len())];
-                    lines.extend(
-                        contacts
-                            .iter()
-                            .map(|c| format!("{} {} — {}", c.uin, c.display_name(), c.presence.as_seen_by_others())),
-                    );
+                    lines.extend(contacts.iter().map(|c| {
+                        format!(
+                            "{} {} — {}",
+                            c.uin,
+                            c.display_name(),
+                            c.presence.as_seen_by_others()
+                        )
+                    }));
                     lines
                 }
             }
@@ -83,7 +90,9 @@ impl BridgeCore {
                 vec![format!("accepted {uin} as a buddy")]
             }
             Command::Reject { uin, reason } => {
-                self.session_of(user)?.answer_request(uin, false, &reason).await?;
+                self.session_of(user)?
+                    .answer_request(uin, false, &reason)
+                    .await?;
                 vec![format!("refused {uin}")]
             }
             Command::Remove(target) => {
@@ -101,7 +110,11 @@ impl BridgeCore {
                         .map(|p| {
                             let uin = p.uin.map_or_else(|| "?".to_owned(), |u| u.to_string());
                             let mut line = format!("{uin} {}", p.nick);
-                            for (label, v) in [("age", p.age.map(|a| a.to_string())), ("sex", p.gender.clone()), ("province", p.province.clone())] {
+                            for (label, v) in [
+                                ("age", p.age.map(|a| a.to_string())),
+                                ("sex", p.gender.clone()),
+                                ("province", p.province.clone()),
+                            ] {
                                 if let Some(v) = v.filter(|v| !v.is_empty()) {
                                     line.push_str(&format!(", {label} {v}"));
                                 }
@@ -119,14 +132,21 @@ impl BridgeCore {
                 self.session_of(user)?.set_signature(&text).await?;
                 vec!["signature set".to_owned()]
             }
-            Command::Pm(_) | Command::Rename { .. } | Command::Bridge { .. } | Command::Unbridge { .. } => {
+            Command::Pm(_)
+            | Command::Rename { .. }
+            | Command::Bridge { .. }
+            | Command::Unbridge { .. } => {
                 vec!["that command is not available here".to_owned()]
             }
         })
     }
 
     /// Resolves a nick or QQ number to a QQ number for this user.
-    pub async fn resolve(&self, ctx: &CommandContext<'_>, target: &Target) -> Result<Uin, CoreError> {
+    pub async fn resolve(
+        &self,
+        ctx: &CommandContext<'_>,
+        target: &Target,
+    ) -> Result<Uin, CoreError> {
         match target {
             Target::Uin(u) => Ok(*u),
             Target::Name(name) => {
@@ -138,7 +158,9 @@ impl BridgeCore {
                 let folded = name.to_lowercase();
                 self.contacts(ctx.user)
                     .into_iter()
-                    .find(|c| c.nick.to_lowercase() == folded || c.display_name().to_lowercase() == folded)
+                    .find(|c| {
+                        c.nick.to_lowercase() == folded || c.display_name().to_lowercase() == folded
+                    })
                     .map(|c| c.uin)
                     .ok_or_else(|| crate::qq::QqError::UnknownContact(name.clone()).into())
             }

@@ -18,7 +18,8 @@ use crate::core::outbox::{Carried, Courier, Outbox};
 use crate::core::side::{chat_id_serde, ChatSide, DeliveryError, SideEvent};
 use crate::core::text;
 use crate::qq::{
-    EndReason, LoginRequest, LoginStep, PendingLogin, Protocol, QqConnector, QqError, QqEvent, QqSession,
+    EndReason, LoginRequest, LoginStep, PendingLogin, Protocol, QqConnector, QqError, QqEvent,
+    QqSession,
 };
 use crate::store::{MessageLink, QqLogin, Store, StoreError};
 
@@ -143,7 +144,9 @@ impl BridgeCore {
 
     /// The user's buddies as last known (refreshed on login and on change).
     pub fn contacts(&self, user: &str) -> Vec<Contact> {
-        let Ok(users) = self.users.lock() else { return Vec::new() };
+        let Ok(users) = self.users.lock() else {
+            return Vec::new();
+        };
         let mut list: Vec<Contact> = users
             .get(user)
             .map(|u| u.contacts.values().cloned().collect())
@@ -167,8 +170,11 @@ impl BridgeCore {
 
     /// Queues an event for a user's chat side.
     pub async fn notify_user(&self, user: &str, event: &SideEvent) -> Result<(), CoreError> {
-        let Some(courier) = self.courier() else { return Ok(()) };
-        let payload = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let Some(courier) = self.courier() else {
+            return Ok(());
+        };
+        let payload =
+            serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let lane = match event {
             SideEvent::Message { chat, .. } => chat.to_string(),
             _ => String::new(),
@@ -190,14 +196,17 @@ impl BridgeCore {
         origin_id: Option<String>,
     ) -> Result<(), CoreError> {
         let owner = self.login_of(user).ok_or(CoreError::NotLoggedIn)?;
-        let Some(courier) = self.courier() else { return Ok(()) };
+        let Some(courier) = self.courier() else {
+            return Ok(());
+        };
         let item = OutgoingQq {
             owner,
             chat,
             text,
             origin_id,
         };
-        let payload = serde_json::to_string(&item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let payload =
+            serde_json::to_string(&item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.outbox
             .push(&courier, &qq_destination(user), &chat.to_string(), &payload)
             .await?;
@@ -220,7 +229,9 @@ impl BridgeCore {
             // proves it is them with the stored password and resumes the
             // live session instead of logging in twice.
             let stored = self.store.logins_of(user).await?;
-            let matches = stored.iter().any(|l| l.uin == uin && l.password == password);
+            let matches = stored
+                .iter()
+                .any(|l| l.uin == uin && l.password == password);
             if current == uin && matches {
                 self.user_reachable(user);
                 return Ok(format!("resumed your QQ session {uin}"));
@@ -231,11 +242,10 @@ impl BridgeCore {
             return Ok(format!("already logged in as {current}; logout first"));
         }
         let protocol = protocol.unwrap_or(self.default_protocol);
-        let connector = self
-            .connectors
-            .get(&protocol)
-            .cloned()
-            .ok_or_else(|| QqError::Unsupported(format!("protocol {protocol} is not available")))?;
+        let connector =
+            self.connectors.get(&protocol).cloned().ok_or_else(|| {
+                QqError::Unsupported(format!("protocol {protocol} is not available"))
+            })?;
         let (tx, rx) = mpsc::channel(SESSION_EVENT_QUEUE);
         let request = LoginRequest {
             uin,
@@ -243,7 +253,8 @@ impl BridgeCore {
             presence: Presence::Online,
         };
         let step = connector.login(request, tx).await?;
-        self.finish_login_step(user, uin, protocol, password, step, rx).await
+        self.finish_login_step(user, uin, protocol, password, step, rx)
+            .await
     }
 
     /// Continues a WebQQ login waiting for a captcha.
@@ -251,15 +262,21 @@ impl BridgeCore {
         let (pending, creds, events) = {
             let mut users = self.users.lock().map_err(|_| CoreError::NotLoggedIn)?;
             match users.get_mut(user) {
-                Some(s) => (s.pending_captcha.take(), s.pending_login.take(), s.pending_events.take()),
+                Some(s) => (
+                    s.pending_captcha.take(),
+                    s.pending_login.take(),
+                    s.pending_events.take(),
+                ),
                 None => (None, None, None),
             }
         };
-        let (Some(pending), Some((uin, protocol, password)), Some(rx)) = (pending, creds, events) else {
+        let (Some(pending), Some((uin, protocol, password)), Some(rx)) = (pending, creds, events)
+        else {
             return Ok("no login is waiting for a captcha".to_owned());
         };
         let step = pending.submit_captcha(code).await?;
-        self.finish_login_step(user, uin, protocol, password, step, rx).await
+        self.finish_login_step(user, uin, protocol, password, step, rx)
+            .await
     }
 
     async fn finish_login_step(
@@ -293,13 +310,21 @@ impl BridgeCore {
                     state.pending_events = Some(rx);
                 }
                 let _ = image;
-                Ok("QQ wants a captcha: look at the image and answer with: captcha <code>".to_owned())
+                Ok(
+                    "QQ wants a captcha: look at the image and answer with: captcha <code>"
+                        .to_owned(),
+                )
             }
         }
     }
 
     /// Makes a logged-in session the user's current one and starts relaying.
-    async fn attach_session(&self, user: &str, session: Arc<dyn QqSession>, rx: mpsc::Receiver<QqEvent>) {
+    async fn attach_session(
+        &self,
+        user: &str,
+        session: Arc<dyn QqSession>,
+        rx: mpsc::Receiver<QqEvent>,
+    ) {
         let owner = session.uin();
         let contacts = session.contacts().await.unwrap_or_else(|e| {
             tracing::warn!(%owner, error = %e, "cannot read the buddy list");
@@ -371,7 +396,9 @@ impl BridgeCore {
                 self.outbox.wake(&courier, &side_destination(&login.user));
                 self.outbox.wake(&courier, &qq_destination(&login.user));
             }
-            let Some(core) = self.myself.upgrade() else { break };
+            let Some(core) = self.myself.upgrade() else {
+                break;
+            };
             tokio::spawn(async move { core.restore_login(login).await });
         }
         Ok(count)
@@ -401,7 +428,10 @@ impl BridgeCore {
                         .notify_user(
                             &login.user,
                             &SideEvent::Notice {
-                                text: format!("QQ {} needs a captcha to log in again; use login", login.uin),
+                                text: format!(
+                                    "QQ {} needs a captcha to log in again; use login",
+                                    login.uin
+                                ),
                             },
                         )
                         .await;
@@ -438,7 +468,12 @@ impl BridgeCore {
         }
     }
 
-    async fn handle_qq_event(&self, user: &str, owner: Uin, event: QqEvent) -> Result<(), CoreError> {
+    async fn handle_qq_event(
+        &self,
+        user: &str,
+        owner: Uin,
+        event: QqEvent,
+    ) -> Result<(), CoreError> {
         let side_event = match event {
             QqEvent::Message {
                 chat,
@@ -467,7 +502,10 @@ impl BridgeCore {
                     }
                 }
                 let sender_name = sender_name
-                    .or_else(|| self.contact(user, sender).map(|c| c.display_name().to_owned()))
+                    .or_else(|| {
+                        self.contact(user, sender)
+                            .map(|c| c.display_name().to_owned())
+                    })
                     .unwrap_or_else(|| sender.to_string());
                 SideEvent::Message {
                     owner,
@@ -484,14 +522,24 @@ impl BridgeCore {
                         c.presence = presence;
                     }
                 }
-                SideEvent::Presence { owner, uin, presence }
+                SideEvent::Presence {
+                    owner,
+                    uin,
+                    presence,
+                }
             }
-            QqEvent::FriendRequest { uin, message } => SideEvent::FriendRequest { owner, uin, message },
+            QqEvent::FriendRequest { uin, message } => SideEvent::FriendRequest {
+                owner,
+                uin,
+                message,
+            },
             QqEvent::FriendAccepted { uin } => {
                 self.refresh_contacts(user).await;
                 SideEvent::FriendAccepted { owner, uin }
             }
-            QqEvent::FriendRefused { uin, reason } => SideEvent::FriendRefused { owner, uin, reason },
+            QqEvent::FriendRefused { uin, reason } => {
+                SideEvent::FriendRefused { owner, uin, reason }
+            }
             QqEvent::ContactsChanged => {
                 self.refresh_contacts(user).await;
                 SideEvent::LoggedIn { owner }
@@ -519,7 +567,9 @@ impl BridgeCore {
     }
 
     async fn refresh_contacts(&self, user: &str) {
-        let Ok(session) = self.session_of(user) else { return };
+        let Ok(session) = self.session_of(user) else {
+            return;
+        };
         match session.contacts().await {
             Ok(list) => {
                 if let Ok(mut users) = self.users.lock() {
@@ -537,7 +587,10 @@ impl BridgeCore {
     pub async fn shutdown(&self) {
         self.outbox.stop();
         let sessions: Vec<Arc<dyn QqSession>> = match self.users.lock() {
-            Ok(mut users) => users.values_mut().filter_map(|u| u.session.take()).collect(),
+            Ok(mut users) => users
+                .values_mut()
+                .filter_map(|u| u.session.take())
+                .collect(),
             Err(_) => Vec::new(),
         };
         let logouts = sessions.into_iter().map(|s| async move {
@@ -576,18 +629,30 @@ impl BridgeCore {
             _ => {
                 // Logged out (or into another account) since the message was
                 // written: it cannot go out as the account it was written as.
-                if self.store.logins_of(user).await.is_ok_and(|l| l.iter().any(|l| l.uin == out.owner)) {
+                if self
+                    .store
+                    .logins_of(user)
+                    .await
+                    .is_ok_and(|l| l.iter().any(|l| l.uin == out.owner))
+                {
                     return Carried::Later("QQ session is logging in again".to_owned());
                 }
-                self.report_send_failure(user, &out, "you are no longer logged in to that QQ account")
-                    .await;
+                self.report_send_failure(
+                    user,
+                    &out,
+                    "you are no longer logged in to that QQ account",
+                )
+                .await;
                 return Carried::Failed("owner logged out".to_owned());
             }
         };
         match session.send(&out.chat, &out.text).await {
             Ok(()) => {
-                self.echo
-                    .remember(out.owner, &out.chat, &text::render_plain(&out.text, text::FaceStyle::Name));
+                self.echo.remember(
+                    out.owner,
+                    &out.chat,
+                    &text::render_plain(&out.text, text::FaceStyle::Name),
+                );
                 if let Some(origin_id) = out.origin_id.clone() {
                     let _ = self
                         .notify_user(

@@ -45,9 +45,15 @@ pub enum Command {
     Logout,
     List,
     Info(Target),
-    Add { uin: Uin, message: String },
+    Add {
+        uin: Uin,
+        message: String,
+    },
     Accept(Uin),
-    Reject { uin: Uin, reason: String },
+    Reject {
+        uin: Uin,
+        reason: String,
+    },
     Remove(Target),
     Search(SearchCriteria),
     Status(Presence),
@@ -55,18 +61,32 @@ pub enum Command {
     /// Open a private chat (portal) with a QQ user.
     Pm(Target),
     /// Give a buddy another nick on this side.
-    Rename { target: Target, name: String },
+    Rename {
+        target: Target,
+        name: String,
+    },
     /// Set the QQ signature (WebQQ long nick).
     Signature(String),
     /// Map a QQ group to a channel on an IRC network (admin).
-    Bridge { group: u64, network: String, channel: String },
-    Unbridge { group: u64, network: String, channel: String },
+    Bridge {
+        group: u64,
+        network: String,
+        channel: String,
+    },
+    Unbridge {
+        group: u64,
+        network: String,
+        channel: String,
+    },
 }
 
 /// One line of help per command; `help` prints these.
 pub const HELP: &[(&str, &str)] = &[
     ("help", "this list"),
-    ("login <qq number> <password> [http11|webqq]", "log in to QQ (on IRC, /OPER <qq number> <password> keeps the password out of your window)"),
+    (
+        "login <qq number> <password> [http11|webqq]",
+        "log in to QQ (on IRC, /OPER <qq number> <password> keeps the password out of your window)",
+    ),
     ("logout", "log out of QQ"),
     ("list", "your buddies and their status"),
     ("info <nick|qq number>", "a user's profile"),
@@ -74,14 +94,29 @@ pub const HELP: &[(&str, &str)] = &[
     ("accept <qq number>", "accept a friend request"),
     ("reject <qq number> [reason]", "refuse a friend request"),
     ("remove <nick|qq number>", "delete a buddy"),
-    ("search [age=N] [sex=male|female] [province=NAME]", "search for QQ users"),
-    ("status <online|away|busy|invisible|offline>", "set your QQ status"),
+    (
+        "search [age=N] [sex=male|female] [province=NAME]",
+        "search for QQ users",
+    ),
+    (
+        "status <online|away|busy|invisible|offline>",
+        "set your QQ status",
+    ),
     ("captcha <code>", "answer a WebQQ login captcha"),
     ("pm <nick|qq number>", "open a private chat"),
-    ("rename <nick|qq number> <new nick>", "choose another nick for a buddy"),
+    (
+        "rename <nick|qq number> <new nick>",
+        "choose another nick for a buddy",
+    ),
     ("signature <text>", "set your QQ signature (WebQQ)"),
-    ("bridge <group number> <network> <#channel>", "bridge a QQ group to an IRC channel (admin)"),
-    ("unbridge <group number> <network> <#channel>", "remove that bridge (admin)"),
+    (
+        "bridge <group number> <network> <#channel>",
+        "bridge a QQ group to an IRC channel (admin)",
+    ),
+    (
+        "unbridge <group number> <network> <#channel>",
+        "remove that bridge (admin)",
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,7 +151,12 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
         word.parse::<Uin>()
             .map_err(|_| CommandError::Invalid(format!("{word:?} is not a QQ number")))
     };
-    let target_at = |i: usize| words.get(i).map(|w| Target::parse(w)).ok_or_else(|| usage(&lower));
+    let target_at = |i: usize| {
+        words
+            .get(i)
+            .map(|w| Target::parse(w))
+            .ok_or_else(|| usage(&lower))
+    };
     // Free text after the first `n` words, with its spacing kept.
     let text_after = |n: usize| -> String {
         let mut rest = rest;
@@ -134,7 +174,10 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
                 return Err(usage("login"));
             }
             let protocol = match words.get(2) {
-                Some(p) => Some(p.parse::<Protocol>().map_err(|e| CommandError::Invalid(e.to_string()))?),
+                Some(p) => Some(
+                    p.parse::<Protocol>()
+                        .map_err(|e| CommandError::Invalid(e.to_string()))?,
+                ),
                 None => None,
             };
             Command::Login {
@@ -159,7 +202,9 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
         "search" => Command::Search(parse_criteria(&words)?),
         "status" => {
             let word = words.first().ok_or_else(|| usage("status"))?;
-            Command::Status(word.parse().map_err(|e: crate::core::model::ModelError| CommandError::Invalid(e.to_string()))?)
+            Command::Status(word.parse().map_err(|e: crate::core::model::ModelError| {
+                CommandError::Invalid(e.to_string())
+            })?)
         }
         "captcha" => Command::Captcha(words.first().ok_or_else(|| usage("captcha"))?.to_string()),
         "pm" | "query" => Command::Pm(target_at(0)?),
@@ -175,18 +220,28 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
             if words.len() != 3 {
                 return Err(usage(&lower));
             }
-            let group = words[0]
-                .parse::<u64>()
-                .map_err(|_| CommandError::Invalid(format!("{:?} is not a QQ group number", words[0])))?;
+            let group = words[0].parse::<u64>().map_err(|_| {
+                CommandError::Invalid(format!("{:?} is not a QQ group number", words[0]))
+            })?;
             let channel = words[2];
             if !channel.starts_with('#') && !channel.starts_with('&') {
-                return Err(CommandError::Invalid(format!("{channel:?} is not a channel name")));
+                return Err(CommandError::Invalid(format!(
+                    "{channel:?} is not a channel name"
+                )));
             }
             let (network, channel) = (words[1].to_owned(), channel.to_owned());
             if lower == "bridge" {
-                Command::Bridge { group, network, channel }
+                Command::Bridge {
+                    group,
+                    network,
+                    channel,
+                }
             } else {
-                Command::Unbridge { group, network, channel }
+                Command::Unbridge {
+                    group,
+                    network,
+                    channel,
+                }
             }
         }
         "" => return Err(CommandError::Unknown(String::new())),
@@ -201,22 +256,33 @@ fn parse_criteria(words: &[&str]) -> Result<SearchCriteria, CommandError> {
         return Err(usage("search"));
     }
     for word in words {
-        let (key, value) = word
-            .split_once('=')
-            .ok_or_else(|| CommandError::Invalid(format!("{word:?}: write key=value (age, sex, province)")))?;
+        let (key, value) = word.split_once('=').ok_or_else(|| {
+            CommandError::Invalid(format!("{word:?}: write key=value (age, sex, province)"))
+        })?;
         match key.to_lowercase().as_str() {
             "age" => {
-                c.age = Some(value.parse().map_err(|_| CommandError::Invalid(format!("age {value:?} is not a number")))?)
+                c.age =
+                    Some(value.parse().map_err(|_| {
+                        CommandError::Invalid(format!("age {value:?} is not a number"))
+                    })?)
             }
             "sex" | "gender" => {
                 c.gender = Some(match value.to_lowercase().as_str() {
                     "male" | "m" | "0" | "男" => 0,
                     "female" | "f" | "1" | "女" => 1,
-                    _ => return Err(CommandError::Invalid(format!("sex {value:?}: male or female"))),
+                    _ => {
+                        return Err(CommandError::Invalid(format!(
+                            "sex {value:?}: male or female"
+                        )))
+                    }
                 })
             }
             "province" => c.province = Some(value.to_owned()),
-            _ => return Err(CommandError::Invalid(format!("unknown search key {key:?} (age, sex, province)"))),
+            _ => {
+                return Err(CommandError::Invalid(format!(
+                    "unknown search key {key:?} (age, sex, province)"
+                )))
+            }
         }
     }
     Ok(c)
@@ -233,10 +299,14 @@ pub fn strip_prefix<'a>(body: &'a str, prefix: &str) -> Option<&'a str> {
 pub fn redact(line: &str) -> String {
     let mut words = line.split_whitespace();
     match words.next() {
-        Some(first) if first.eq_ignore_ascii_case("login") || first.eq_ignore_ascii_case("oper") => {
+        Some(first)
+            if first.eq_ignore_ascii_case("login") || first.eq_ignore_ascii_case("oper") =>
+        {
             let uin = words.next().unwrap_or("");
             let rest: Vec<&str> = words.skip(1).collect();
-            format!("{first} {uin} [redacted] {}", rest.join(" ")).trim_end().to_owned()
+            format!("{first} {uin} [redacted] {}", rest.join(" "))
+                .trim_end()
+                .to_owned()
         }
         _ => line.to_owned(),
     }
@@ -257,45 +327,97 @@ mod tests {
         assert_eq!(parse("help"), Ok(Command::Help));
         assert_eq!(
             parse("login 10001 demo webqq"),
-            Ok(Command::Login { uin: Uin(10001), password: Secret::new("demo"), protocol: Some(Protocol::Webqq) })
+            Ok(Command::Login {
+                uin: Uin(10001),
+                password: Secret::new("demo"),
+                protocol: Some(Protocol::Webqq)
+            })
         );
         assert_eq!(
             parse("LOGIN 10001 demo"),
-            Ok(Command::Login { uin: Uin(10001), password: Secret::new("demo"), protocol: None })
+            Ok(Command::Login {
+                uin: Uin(10001),
+                password: Secret::new("demo"),
+                protocol: None
+            })
         );
-        assert_eq!(parse("info WeiCheng"), Ok(Command::Info(Target::Name("WeiCheng".into()))));
-        assert_eq!(parse("info 10002"), Ok(Command::Info(Target::Uin(Uin(10002)))));
-        assert_eq!(parse("add 10003  let me in please"), Ok(Command::Add { uin: Uin(10003), message: "let me in please".into() }));
-        assert_eq!(parse("reject 10003 no"), Ok(Command::Reject { uin: Uin(10003), reason: "no".into() }));
+        assert_eq!(
+            parse("info WeiCheng"),
+            Ok(Command::Info(Target::Name("WeiCheng".into())))
+        );
+        assert_eq!(
+            parse("info 10002"),
+            Ok(Command::Info(Target::Uin(Uin(10002))))
+        );
+        assert_eq!(
+            parse("add 10003  let me in please"),
+            Ok(Command::Add {
+                uin: Uin(10003),
+                message: "let me in please".into()
+            })
+        );
+        assert_eq!(
+            parse("reject 10003 no"),
+            Ok(Command::Reject {
+                uin: Uin(10003),
+                reason: "no".into()
+            })
+        );
         assert_eq!(parse("status busy"), Ok(Command::Status(Presence::Busy)));
         assert_eq!(
             parse("search age=19 sex=male province=江苏"),
-            Ok(Command::Search(SearchCriteria { age: Some(19), gender: Some(0), province: Some("江苏".into()) }))
+            Ok(Command::Search(SearchCriteria {
+                age: Some(19),
+                gender: Some(0),
+                province: Some("江苏".into())
+            }))
         );
         assert_eq!(
             parse("bridge 123 libera #qq"),
-            Ok(Command::Bridge { group: 123, network: "libera".into(), channel: "#qq".into() })
+            Ok(Command::Bridge {
+                group: 123,
+                network: "libera".into(),
+                channel: "#qq".into()
+            })
         );
     }
 
     #[test]
     fn errors_are_one_clear_line() {
-        assert_eq!(parse("frobnicate"), Err(CommandError::Unknown("frobnicate".into())));
-        assert_eq!(parse("login 10001").unwrap_err().to_string(), "usage: login <qq number> <password> [http11|webqq]");
-        assert_eq!(parse("add bob").unwrap_err().to_string(), "\"bob\" is not a QQ number");
+        assert_eq!(
+            parse("frobnicate"),
+            Err(CommandError::Unknown("frobnicate".into()))
+        );
+        assert_eq!(
+            parse("login 10001").unwrap_err().to_string(),
+            "usage: login <qq number> <password> [http11|webqq]"
+        );
+        assert_eq!(
+            parse("add bob").unwrap_err().to_string(),
+            "\"bob\" is not a QQ number"
+        );
         assert_eq!(
             parse("status sleepy").unwrap_err().to_string(),
             "unknown status \"sleepy\" (online, away, busy, invisible, offline)"
         );
-        assert!(parse("login 1 pw ftp").unwrap_err().to_string().contains("unknown protocol"));
-        assert!(parse("bridge 1 net chan").unwrap_err().to_string().contains("not a channel"));
+        assert!(parse("login 1 pw ftp")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown protocol"));
+        assert!(parse("bridge 1 net chan")
+            .unwrap_err()
+            .to_string()
+            .contains("not a channel"));
     }
 
     #[test]
     fn passwords_are_redacted() {
         let c = parse("login 10001 s3cret").unwrap();
         assert!(!format!("{c:?}").contains("s3cret"));
-        assert_eq!(redact("login 10001 s3cret webqq"), "login 10001 [redacted] webqq");
+        assert_eq!(
+            redact("login 10001 s3cret webqq"),
+            "login 10001 [redacted] webqq"
+        );
         assert_eq!(redact("list"), "list");
     }
 

@@ -30,10 +30,15 @@ fn fingerprint(chat: &ChatId, text: &str) -> u64 {
 impl EchoGuard {
     /// Records a message `owner` sent to `chat` through the bridge.
     pub fn remember(&self, owner: Uin, chat: &ChatId, text: &str) {
-        let Ok(mut sent) = self.sent.lock() else { return };
+        let Ok(mut sent) = self.sent.lock() else {
+            return;
+        };
         let queue = sent.entry(owner).or_default();
         let now = Instant::now();
-        while queue.front().is_some_and(|(t, _)| now.duration_since(*t) > ECHO_WINDOW) {
+        while queue
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > ECHO_WINDOW)
+        {
             queue.pop_front();
         }
         if queue.len() >= MAX_ENTRIES_PER_OWNER {
@@ -49,8 +54,12 @@ impl EchoGuard {
         if sender != owner {
             return false;
         }
-        let Ok(mut sent) = self.sent.lock() else { return false };
-        let Some(queue) = sent.get_mut(&owner) else { return false };
+        let Ok(mut sent) = self.sent.lock() else {
+            return false;
+        };
+        let Some(queue) = sent.get_mut(&owner) else {
+            return false;
+        };
         let fp = fingerprint(chat, text);
         let now = Instant::now();
         match queue
@@ -76,9 +85,18 @@ mod tests {
         let g = EchoGuard::default();
         let chat = ChatId::Group(GroupNumber(5));
         g.remember(Uin(1), &chat, "hello");
-        assert!(!g.is_echo(Uin(1), &chat, Uin(2), "hello"), "someone else saying the same is not an echo");
-        assert!(!g.is_echo(Uin(1), &ChatId::Buddy(Uin(2)), Uin(1), "hello"), "other chat");
-        assert!(g.is_echo(Uin(1), &chat, Uin(1), "hello "), "QQ's trailing space is ignored");
+        assert!(
+            !g.is_echo(Uin(1), &chat, Uin(2), "hello"),
+            "someone else saying the same is not an echo"
+        );
+        assert!(
+            !g.is_echo(Uin(1), &ChatId::Buddy(Uin(2)), Uin(1), "hello"),
+            "other chat"
+        );
+        assert!(
+            g.is_echo(Uin(1), &chat, Uin(1), "hello "),
+            "QQ's trailing space is ignored"
+        );
         assert!(!g.is_echo(Uin(1), &chat, Uin(1), "hello"), "consumed");
     }
 

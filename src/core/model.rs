@@ -164,12 +164,22 @@ impl FromStr for Presence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "lowercase")]
 pub enum Segment {
-    Text { text: String },
+    Text {
+        text: String,
+    },
     /// A classic QQ face by its protocol id (not the panel index).
-    Face { id: u16 },
+    Face {
+        id: u16,
+    },
     /// A mention of a QQ user; `name` is what the sender saw.
-    Mention { uin: Option<Uin>, name: String },
-    Link { url: String, text: Option<String> },
+    Mention {
+        uin: Option<Uin>,
+        name: String,
+    },
+    Link {
+        url: String,
+        text: Option<String>,
+    },
 }
 
 /// A message body: an ordered list of segments plus whether it is an action
@@ -247,7 +257,10 @@ pub struct GroupMember {
 
 impl GroupMember {
     pub fn display_name(&self) -> &str {
-        self.card.as_deref().filter(|c| !c.is_empty()).unwrap_or(&self.nick)
+        self.card
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .unwrap_or(&self.nick)
     }
 }
 

@@ -68,7 +68,9 @@ impl Outbox {
     /// Wakes (starting if needed) the worker of `destination`, e.g. when an
     /// IRC client reconnects or a QQ session comes back.
     pub fn wake(&self, courier: &Arc<dyn Courier>, destination: &str) {
-        let Ok(mut workers) = self.workers.lock() else { return };
+        let Ok(mut workers) = self.workers.lock() else {
+            return;
+        };
         if let Some(w) = workers.get(destination) {
             if !w.task.is_finished() {
                 w.wake.notify_one();
@@ -95,7 +97,12 @@ impl Outbox {
     }
 }
 
-async fn run_worker(store: Arc<dyn Store>, courier: Weak<dyn Courier>, destination: String, wake: Arc<Notify>) {
+async fn run_worker(
+    store: Arc<dyn Store>,
+    courier: Weak<dyn Courier>,
+    destination: String,
+    wake: Arc<Notify>,
+) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     'outer: loop {
         let items = match store.pending(&destination, BATCH).await {
@@ -111,7 +118,9 @@ async fn run_worker(store: Arc<dyn Store>, courier: Weak<dyn Courier>, destinati
             continue;
         }
         for item in &items {
-            let Some(courier) = courier.upgrade() else { return };
+            let Some(courier) = courier.upgrade() else {
+                return;
+            };
             let outcome = courier.carry(&destination, item).await;
             drop(courier);
             let stored = match &outcome {

@@ -17,14 +17,29 @@ impl PortalRouter {
     }
 
     /// Where `owner`'s chat appears on `side`, if it has a portal yet.
-    pub async fn target(&self, owner: Uin, chat: &ChatId, side: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.store.portal(owner, chat, side).await?.map(|p| p.target))
+    pub async fn target(
+        &self,
+        owner: Uin,
+        chat: &ChatId,
+        side: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .portal(owner, chat, side)
+            .await?
+            .map(|p| p.target))
     }
 
     /// The portal's target, creating it with `create` the first time. The
     /// creator runs outside any lock; if two callers race, the first stored
     /// target wins on the next lookup.
-    pub async fn ensure<F, Fut, E>(&self, owner: Uin, chat: &ChatId, side: &str, create: F) -> Result<String, E>
+    pub async fn ensure<F, Fut, E>(
+        &self,
+        owner: Uin,
+        chat: &ChatId,
+        side: &str,
+        create: F,
+    ) -> Result<String, E>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<String, E>>,

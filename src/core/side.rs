@@ -49,9 +49,14 @@ pub enum SideEvent {
     },
     /// The user's QQ session is up; the side should (re)build its view of
     /// contacts and groups.
-    LoggedIn { owner: Uin },
+    LoggedIn {
+        owner: Uin,
+    },
     /// The QQ session ended (logout, kicked, re-login failed).
-    LoggedOut { owner: Uin, reason: String },
+    LoggedOut {
+        owner: Uin,
+        reason: String,
+    },
     /// A message the user sent could not be delivered to QQ.
     SendFailed {
         owner: Uin,
@@ -70,7 +75,9 @@ pub enum SideEvent {
         origin_id: String,
     },
     /// A line from the bridge bot (status, warnings).
-    Notice { text: String },
+    Notice {
+        text: String,
+    },
 }
 
 /// Why a side did not take an event.

@@ -8,6 +8,7 @@
 
 pub mod http11;
 pub mod sim;
+pub mod webqq;
 
 use std::fmt;
 use std::sync::Arc;

@@ -81,7 +81,9 @@ pub enum StoreError {
     Open { path: String, reason: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("the database was written by a newer qqbridge (schema {found}, this build knows {known})")]
+    #[error(
+        "the database was written by a newer qqbridge (schema {found}, this build knows {known})"
+    )]
     TooNew { found: u32, known: u32 },
 }
 
@@ -96,7 +98,12 @@ pub trait Store: Send + Sync {
     // ---- portals
     /// Inserts or replaces the portal for (owner, chat, side).
     async fn save_portal(&self, portal: &Portal) -> Result<(), StoreError>;
-    async fn portal(&self, owner: Uin, chat: &ChatId, side: &str) -> Result<Option<Portal>, StoreError>;
+    async fn portal(
+        &self,
+        owner: Uin,
+        chat: &ChatId,
+        side: &str,
+    ) -> Result<Option<Portal>, StoreError>;
     async fn portal_by_target(&self, side: &str, target: &str) -> Result<Vec<Portal>, StoreError>;
     async fn delete_portal(&self, owner: Uin, chat: &ChatId, side: &str) -> Result<(), StoreError>;
     async fn portals(&self, side: &str) -> Result<Vec<Portal>, StoreError>;
@@ -106,7 +113,12 @@ pub trait Store: Send + Sync {
     /// Returns the stored name for `uin`, or stores `proposed` if the name is
     /// free in the scope; if taken by another uin returns `None` so the
     /// caller can propose another.
-    async fn claim_puppet_name(&self, scope: &str, uin: Uin, proposed: &str) -> Result<Option<String>, StoreError>;
+    async fn claim_puppet_name(
+        &self,
+        scope: &str,
+        uin: Uin,
+        proposed: &str,
+    ) -> Result<Option<String>, StoreError>;
     async fn puppet_name(&self, scope: &str, uin: Uin) -> Result<Option<String>, StoreError>;
     async fn puppet_by_name(&self, scope: &str, name: &str) -> Result<Option<Uin>, StoreError>;
     /// Renames (user-chosen nick); fails with `Ok(false)` if taken.
@@ -116,11 +128,20 @@ pub trait Store: Send + Sync {
     /// Records a link; returns false if (side, side_id) was already known,
     /// which is how duplicates are detected.
     async fn insert_message_link(&self, link: &MessageLink) -> Result<bool, StoreError>;
-    async fn message_link(&self, side: &str, side_id: &str) -> Result<Option<MessageLink>, StoreError>;
+    async fn message_link(
+        &self,
+        side: &str,
+        side_id: &str,
+    ) -> Result<Option<MessageLink>, StoreError>;
     async fn links_of_message(&self, message: &str) -> Result<Vec<MessageLink>, StoreError>;
 
     // ---- outbox
-    async fn enqueue(&self, destination: &str, lane: &str, payload: &str) -> Result<i64, StoreError>;
+    async fn enqueue(
+        &self,
+        destination: &str,
+        lane: &str,
+        payload: &str,
+    ) -> Result<i64, StoreError>;
     /// Pending items of a destination in id order.
     async fn pending(&self, destination: &str, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
     async fn complete(&self, id: i64) -> Result<(), StoreError>;

@@ -62,7 +62,7 @@ impl Caps {
 }
 
 /// What a CAP command asks of the connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CapAction {
     /// Reply with these commands (the caller adds the server prefix).
     Reply(Vec<Command>),

@@ -269,7 +269,7 @@ pub fn command_name(command: &Command) -> String {
 /// Serves one client until it leaves.
 pub(crate) async fn serve<S>(gw: Arc<Gateway>, stream: S, peer: SocketAddr)
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (read_half, write_half) = tokio::io::split(stream);
     let (out_tx, out_rx) = mpsc::channel(gw.settings.send_queue.max(16));
@@ -318,7 +318,7 @@ where
     tracing::info!(%peer, client = id, "IRC client disconnected");
 }
 
-async fn write_loop<W: AsyncWrite>(
+async fn write_loop<W: AsyncWrite + Unpin>(
     write: W,
     mut queue: mpsc::Receiver<Outbound>,
     mut close_rx: watch::Receiver<Option<String>>,
@@ -366,9 +366,9 @@ async fn write_loop<W: AsyncWrite>(
                             return;
                         }
                     }
-                    Outbound::Flush(ack) => {
-                        let _ = ack.send(());
-                    }
+                    // Unanswered: the delivery waiting on it is retried
+                    // later rather than counted as done.
+                    Outbound::Flush(_) => {}
                 }
             }
             if let Some(reason) = reason {

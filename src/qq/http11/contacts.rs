@@ -96,7 +96,9 @@ impl ContactBook {
         {
             ReplyBody::List(ListReply::Friends(uins)) => uins,
             ReplyBody::List(ListReply::Count(_)) => {
-                return Err(QqError::Protocol("List answered a count, not a list".into()))
+                return Err(QqError::Protocol(
+                    "List answered a count, not a list".into(),
+                ))
             }
             other => return Err(unexpected("List", &other)),
         };

@@ -78,9 +78,18 @@ mod tests {
     #[test]
     fn poll_cap_stays_below_half_the_heartbeat() {
         let options = Http11Options::default();
-        assert_eq!(options.poll_cap(Duration::from_secs(60)), Duration::from_secs(20));
-        assert_eq!(options.poll_cap(Duration::from_secs(10)), Duration::from_secs(5));
+        assert_eq!(
+            options.poll_cap(Duration::from_secs(60)),
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            options.poll_cap(Duration::from_secs(10)),
+            Duration::from_secs(5)
+        );
         assert_eq!(options.poll_cap(Duration::ZERO), Duration::from_secs(20));
-        assert_eq!(options.poll_cap(Duration::from_millis(100)), Duration::from_secs(1));
+        assert_eq!(
+            options.poll_cap(Duration::from_millis(100)),
+            Duration::from_secs(1)
+        );
     }
 }

@@ -238,6 +238,7 @@ mod tests {
         RawAnswer {
             cmd: Command::Finger,
             body: body.as_bytes().to_vec(),
+            span: tracing::Span::none(),
         }
     }
 
@@ -252,7 +253,8 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].gender.as_deref(), Some("female (女)"));
         // Lists of different lengths, no SN, an unknown gender code.
-        let loose = "VER=1.1&CMD=Finger&SEQ=1&UIN=10001&RES=0&UN=10003,10004,abc,&NK=a%252cb,&SX=7,&";
+        let loose =
+            "VER=1.1&CMD=Finger&SEQ=1&UIN=10001&RES=0&UN=10003,10004,abc,&NK=a%252cb,&SX=7,&";
         let Ok(Answer::Value(found)) = read_finger(&wire, &answer(loose)) else {
             panic!("tolerant reply not read");
         };

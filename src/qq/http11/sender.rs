@@ -52,7 +52,9 @@ impl MessageSender {
     pub async fn send(&self, link: &SessionLink, to: Uin, text: &RichText) -> Result<(), QqError> {
         let parts = message_parts(text, link.options.max_message_bytes);
         if parts.is_empty() {
-            return Err(QqError::Unsupported("an empty message cannot be sent".into()));
+            return Err(QqError::Unsupported(
+                "an empty message cannot be sent".into(),
+            ));
         }
         let mut last_sent = self.last_sent.lock().await;
         let total = parts.len();
@@ -134,7 +136,10 @@ mod tests {
         };
         let parts = message_parts(&text, 900);
         assert_eq!(parts.len(), 1);
-        assert!(parts[0].starts_with("你好[") && parts[0].ends_with(']'), "{parts:?}");
+        assert!(
+            parts[0].starts_with("你好[") && parts[0].ends_with(']'),
+            "{parts:?}"
+        );
 
         let long = RichText::plain("一二三四五六七八九十".repeat(40));
         let parts = message_parts(&long, 300);

@@ -13,17 +13,15 @@ use tracing::Instrument;
 use super::codec::{AckCode, AddToListCode, Gender, Params, ReplyBody, Version};
 use super::contacts::ContactBook;
 use super::link::{unexpected, SessionLink};
-use super::wire::CallError;
 use super::poller;
 use super::profile::{profile_from_info, read_finger};
 use super::sender::MessageSender;
+use super::wire::CallError;
 use crate::backoff::{self, Backoff};
 use crate::core::model::{
     ChatId, Contact, GroupInfo, Presence, Profile, RichText, SearchCriteria, Uin,
 };
-use crate::qq::{
-    AddOutcome, Capabilities, EndReason, Protocol, QqError, QqEvent, QqSession,
-};
+use crate::qq::{AddOutcome, Capabilities, EndReason, Protocol, QqError, QqEvent, QqSession};
 
 /// The GetInfo level `profile()` asks for: 3 and above is the detailed
 /// profile (26 keys).
@@ -55,9 +53,7 @@ impl Http11Session {
         if let Err(e) = book.refresh(&link).await {
             tracing::warn!(error = %e, "cannot read the buddy list yet");
         }
-        let poller = tokio::spawn(
-            poller::run(link.clone(), book.clone()).instrument(span.clone()),
-        );
+        let poller = tokio::spawn(poller::run(link.clone(), book.clone()).instrument(span.clone()));
         Http11Session {
             link,
             book,
@@ -91,10 +87,8 @@ impl Http11Session {
             code: AckCode::Request,
             text: message.to_owned(),
         };
-        let (first, second) = tokio::join!(
-            self.link.request(params.clone()),
-            self.link.request(params)
-        );
+        let (first, second) =
+            tokio::join!(self.link.request(params.clone()), self.link.request(params));
         match (first, second) {
             (Ok(ReplyBody::Done), _) | (_, Ok(ReplyBody::Done)) => Ok(AddOutcome::RequestSent),
             (Ok(ReplyBody::Refused), Ok(ReplyBody::Refused)) => Err(QqError::Refused(
@@ -106,7 +100,11 @@ impl Http11Session {
     }
 
     async fn delete_buddy(&self, uin: Uin) -> Result<(), QqError> {
-        match self.link.request(Params::DelFromList { target: uin.0 }).await? {
+        match self
+            .link
+            .request(Params::DelFromList { target: uin.0 })
+            .await?
+        {
             ReplyBody::Done => {
                 self.book.mark_stale();
                 self.link.events.emit(QqEvent::ContactsChanged).await;
@@ -145,7 +143,10 @@ impl QqSession for Http11Session {
 
     async fn contacts(&self) -> Result<Vec<Contact>, QqError> {
         self.check_open()?;
-        self.book.contacts(&self.link).instrument(self.span.clone()).await
+        self.book
+            .contacts(&self.link)
+            .instrument(self.span.clone())
+            .await
     }
 
     /// HTTP QQ 1.1 has no groups: the list is always empty.
@@ -181,7 +182,12 @@ impl QqSession for Http11Session {
             level: DETAILED_PROFILE_LEVEL,
             target: uin.0,
         };
-        match self.link.request(params).instrument(self.span.clone()).await? {
+        match self
+            .link
+            .request(params)
+            .instrument(self.span.clone())
+            .await?
+        {
             ReplyBody::GetInfo(info) => Ok(profile_from_info(*info)),
             ReplyBody::Refused => Err(QqError::UnknownContact(uin.to_string())),
             other => Err(unexpected("GetInfo", &other)),
@@ -191,7 +197,11 @@ impl QqSession for Http11Session {
     async fn add_buddy(&self, uin: Uin, message: &str) -> Result<AddOutcome, QqError> {
         self.check_open()?;
         async {
-            match self.link.request(Params::AddToList { target: uin.0 }).await? {
+            match self
+                .link
+                .request(Params::AddToList { target: uin.0 })
+                .await?
+            {
                 ReplyBody::AddToList(reply) => match reply.code {
                     AddToListCode::Added => {
                         self.book.mark_stale();
@@ -215,7 +225,11 @@ impl QqSession for Http11Session {
         self.check_open()?;
         let params = Params::AckAddToList {
             target: uin.0,
-            code: if accept { AckCode::Accept } else { AckCode::Reject },
+            code: if accept {
+                AckCode::Accept
+            } else {
+                AckCode::Reject
+            },
             text: reason.to_owned(),
         };
         async {
@@ -245,12 +259,13 @@ impl QqSession for Http11Session {
     /// Finger from the VER=1.0 list; criteria left out match everybody.
     async fn search(&self, criteria: &SearchCriteria) -> Result<Vec<Profile>, QqError> {
         self.check_open()?;
-        let gender = match criteria.gender {
-            Some(code) => Some(Gender::from_code(u32::from(code)).ok_or_else(|| {
-                QqError::Unsupported("gender is 0 (male) or 1 (female)".into())
-            })?),
-            None => None,
-        };
+        let gender =
+            match criteria.gender {
+                Some(code) => Some(Gender::from_code(u32::from(code)).ok_or_else(|| {
+                    QqError::Unsupported("gender is 0 (male) or 1 (female)".into())
+                })?),
+                None => None,
+            };
         let params = Params::Finger {
             age: criteria.age,
             gender,

@@ -228,26 +228,53 @@ mod tests {
     #[test]
     fn parses_server_urls() {
         let t = transport("http://127.0.0.1:8000").map_err(|e| e.to_string());
-        assert_eq!(t.as_ref().map(|t| (t.host.as_str(), t.port)), Ok(("127.0.0.1", 8000)));
+        assert_eq!(
+            t.as_ref().map(|t| (t.host.as_str(), t.port)),
+            Ok(("127.0.0.1", 8000))
+        );
         let t = transport("http://tqq.tencent.com/").map_err(|e| e.to_string());
         assert_eq!(t.as_ref().map(|t| t.port), Ok(80));
         let t = transport("http://[::1]:8000").map_err(|e| e.to_string());
         assert_eq!(t.as_ref().map(|t| t.host.as_str()), Ok("::1"));
-        for bad in ["https://x:1", "127.0.0.1:8000", "http://", "http://x:99999", "http://x/y"] {
+        for bad in [
+            "https://x:1",
+            "127.0.0.1:8000",
+            "http://",
+            "http://x:99999",
+            "http://x/y",
+        ] {
             assert!(transport(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn interprets_null_look_alikes() {
-        assert_eq!(interpret(b"", ReadEnd::Eof), Exchange::Null(NullCause::NoBytes));
-        assert_eq!(interpret(b"", ReadEnd::Reset), Exchange::Null(NullCause::Reset));
-        assert_eq!(interpret(b"\r\n", ReadEnd::Timeout), Exchange::Null(NullCause::Timeout));
+        assert_eq!(
+            interpret(b"", ReadEnd::Eof),
+            Exchange::Null(NullCause::NoBytes)
+        );
+        assert_eq!(
+            interpret(b"", ReadEnd::Reset),
+            Exchange::Null(NullCause::Reset)
+        );
+        assert_eq!(
+            interpret(b"\r\n", ReadEnd::Timeout),
+            Exchange::Null(NullCause::Timeout)
+        );
         let empty = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-        assert_eq!(interpret(empty, ReadEnd::Eof), Exchange::Null(NullCause::EmptyBody));
+        assert_eq!(
+            interpret(empty, ReadEnd::Eof),
+            Exchange::Null(NullCause::EmptyBody)
+        );
         let cut = b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nVER=1.1";
-        assert_eq!(interpret(cut, ReadEnd::Eof), Exchange::Null(NullCause::Truncated));
-        assert_eq!(interpret(cut, ReadEnd::Reset), Exchange::Null(NullCause::Reset));
+        assert_eq!(
+            interpret(cut, ReadEnd::Eof),
+            Exchange::Null(NullCause::Truncated)
+        );
+        assert_eq!(
+            interpret(cut, ReadEnd::Reset),
+            Exchange::Null(NullCause::Reset)
+        );
     }
 
     #[test]
@@ -267,9 +294,18 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_reply() {
-        assert!(matches!(interpret(b"garbage\r\n\r\n", ReadEnd::Eof), Exchange::Malformed(_)));
+        assert!(matches!(
+            interpret(b"garbage\r\n\r\n", ReadEnd::Eof),
+            Exchange::Malformed(_)
+        ));
         let not_ok = b"HTTP/1.1 500 Oops\r\nContent-Length: 1\r\n\r\nx";
-        assert!(matches!(interpret(not_ok, ReadEnd::Eof), Exchange::Malformed(_)));
-        assert!(matches!(interpret(b"x", ReadEnd::TooLarge), Exchange::Malformed(_)));
+        assert!(matches!(
+            interpret(not_ok, ReadEnd::Eof),
+            Exchange::Malformed(_)
+        ));
+        assert!(matches!(
+            interpret(b"x", ReadEnd::TooLarge),
+            Exchange::Malformed(_)
+        ));
     }
 }

@@ -25,6 +25,8 @@ pub(crate) enum CallError {
 pub(crate) struct RawAnswer {
     pub cmd: Command,
     pub body: Vec<u8>,
+    /// The request's span, so decoding logs inside it too.
+    pub span: tracing::Span,
 }
 
 /// Sends commands as one account.
@@ -46,8 +48,11 @@ impl Wire {
     /// Sends one command and returns the first reply body, not yet decoded.
     pub async fn exchange(&self, ver: Version, params: &Params) -> Result<RawAnswer, CallError> {
         let cmd = params.command();
-        let seq = rand::thread_rng().gen_range(1000u32..10_000_000).to_string();
+        let seq = rand::thread_rng()
+            .gen_range(1000u32..10_000_000)
+            .to_string();
         let span = tracing::debug_span!("qq_request", cmd = cmd.wire_name(), seq = %seq);
+        let answer_span = span.clone();
         let request = Request {
             ver,
             seq,
@@ -61,8 +66,16 @@ impl Wire {
                     if extra > 0 {
                         tracing::debug!(extra, "ignoring further replies on the connection");
                     }
-                    let body = replies.into_iter().next().map(|r| r.body).unwrap_or_default();
-                    Ok(RawAnswer { cmd, body })
+                    let body = replies
+                        .into_iter()
+                        .next()
+                        .map(|r| r.body)
+                        .unwrap_or_default();
+                    Ok(RawAnswer {
+                        cmd,
+                        body,
+                        span: answer_span,
+                    })
                 }
                 Exchange::Null(cause) => {
                     tracing::debug!(%cause, "no reply (NULL)");
@@ -86,22 +99,24 @@ impl Wire {
 
     /// Decodes a raw answer and checks it belongs to this command and account.
     pub fn decode(&self, answer: &RawAnswer) -> Result<ReplyBody, CallError> {
+        let _in_request = answer.span.enter();
         let reply = Reply::decode(&answer.body).map_err(|error| {
-            tracing::warn!(cmd = answer.cmd.wire_name(), %error, "malformed reply");
+            tracing::warn!(%error, "malformed reply");
             CallError::Malformed(error.to_string())
         })?;
         self.check_envelope(answer.cmd, reply.cmd, reply.uin)?;
-        tracing::debug!(
-            cmd = answer.cmd.wire_name(),
-            res = reply.body.result_code(),
-            "reply"
-        );
+        tracing::debug!(res = reply.body.result_code(), "reply");
         Ok(reply.body)
     }
 
     /// The echoed CMD and UIN must be ours (the codec already compared the
     /// CMD spelling case-insensitively).
-    pub fn check_envelope(&self, sent: Command, echoed: Command, uin: u64) -> Result<(), CallError> {
+    pub fn check_envelope(
+        &self,
+        sent: Command,
+        echoed: Command,
+        uin: u64,
+    ) -> Result<(), CallError> {
         if echoed != sent {
             return Err(CallError::Malformed(format!(
                 "reply to {} is for {}",

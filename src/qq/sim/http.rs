@@ -103,7 +103,30 @@ pub enum HttpResponse {
 }
 
 impl HttpResponse {
-    /// A conventional response with `Content-Length` and `Connection`.
+    /// A conventional response: status line, `headers` (e.g. `Set-Cookie`),
+    /// then `Content-Length`, `Connection` and the body.
+    pub fn with_headers(
+        status: u16,
+        reason: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        keep_alive: bool,
+    ) -> Self {
+        let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        let connection = if keep_alive { "keep-alive" } else { "close" };
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
+            body.len()
+        ));
+        let mut data = head.into_bytes();
+        data.extend_from_slice(body);
+        HttpResponse::Bytes { data, keep_alive }
+    }
+
+    /// A conventional response with a `Content-Type`.
     pub fn simple(
         status: u16,
         reason: &str,
@@ -111,14 +134,8 @@ impl HttpResponse {
         body: &[u8],
         keep_alive: bool,
     ) -> Self {
-        let connection = if keep_alive { "keep-alive" } else { "close" };
-        let mut data = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        data.extend_from_slice(body);
-        HttpResponse::Bytes { data, keep_alive }
+        let headers = [("Content-Type", content_type)];
+        HttpResponse::with_headers(status, reason, &headers, body, keep_alive)
     }
 
     pub fn not_found() -> Self {

@@ -171,11 +171,6 @@ impl Scenario {
         }
     }
 
-    /// The time scale (call after `validate`; a bad value falls back to 1).
-    pub fn scale(&self) -> TimeScale {
-        TimeScale::new(self.time_scale).unwrap_or_default()
-    }
-
     /// Checks everything serde cannot: numbers, references, limits.
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let mut problems = Vec::new();

@@ -131,7 +131,10 @@ mod tests {
         aliases.learn_person(0, Uin(1));
         assert_eq!(aliases.cached_person(3_901_234_567), Some(Uin(20_002_000)));
         assert_eq!(aliases.alias_of(Uin(20_002_000)), Some(3_901_234_567));
-        assert_eq!(aliases.cached_group(3_344_556_677), Some(GroupNumber(445_566)));
+        assert_eq!(
+            aliases.cached_group(3_344_556_677),
+            Some(GroupNumber(445_566))
+        );
         assert_eq!(aliases.code_of(GroupNumber(445_566)), Some(3_344_556_677));
         assert_eq!(aliases.alias_of(Uin(1)), None);
         aliases.clear();

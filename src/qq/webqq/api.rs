@@ -148,7 +148,9 @@ pub async fn login2(
         .ensure_ok()?;
     let result: Login2Result = parse_envelope(&reply.text())?.into_result("login2")?;
     if result.vfwebqq.is_empty() || result.psessionid.is_empty() {
-        return Err(ApiError::Malformed("login2 gave no session tokens".to_owned()));
+        return Err(ApiError::Malformed(
+            "login2 gave no session tokens".to_owned(),
+        ));
     }
     Ok(result)
 }
@@ -299,7 +301,11 @@ impl Api {
     /// `get_group_name_list_mask2`.
     pub async fn groups(&self) -> Result<GroupListResult, ApiError> {
         Ok(self
-            .s_post(ep::GET_GROUP_NAME_LIST_MASK2, Map::new(), S_PROXY_WITH_ORIGIN)
+            .s_post(
+                ep::GET_GROUP_NAME_LIST_MASK2,
+                Map::new(),
+                S_PROXY_WITH_ORIGIN,
+            )
             .await?
             .into_result("group list")?)
     }
@@ -332,7 +338,9 @@ impl Api {
             )
             .await?;
         match result.account {
-            0 => Err(ApiError::Malformed("get_friend_uin2 gave no account".into())),
+            0 => Err(ApiError::Malformed(
+                "get_friend_uin2 gave no account".into(),
+            )),
             account => Ok(account),
         }
     }
@@ -347,7 +355,12 @@ impl Api {
     }
 
     /// Sends one message; succeeds only on `{"retcode":0,"result":"ok"}`.
-    pub async fn send_message(&self, target: SendTarget<'_>, content: &str, msg_id: u64) -> Result<(), ApiError> {
+    pub async fn send_message(
+        &self,
+        target: SendTarget<'_>,
+        content: &str,
+        msg_id: u64,
+    ) -> Result<(), ApiError> {
         let mut r = Map::new();
         let (path, headers) = match target {
             SendTarget::Buddy { to } => {
@@ -397,7 +410,9 @@ impl Api {
             .await?
             .into_result("get_c2cmsg_sig2")?;
         if result.value.is_empty() {
-            return Err(ApiError::Malformed("get_c2cmsg_sig2 gave no signature".into()));
+            return Err(ApiError::Malformed(
+                "get_c2cmsg_sig2 gave no signature".into(),
+            ));
         }
         Ok(result.value)
     }
@@ -418,7 +433,12 @@ impl Api {
     /// `logout2`.
     pub async fn logout(&self) -> Result<(), ApiError> {
         let envelope = self
-            .d_get(ep::LOGOUT2, &[("ids", "")], ep::REFERER_D_PROXY_2, &now_millis())
+            .d_get(
+                ep::LOGOUT2,
+                &[("ids", "")],
+                ep::REFERER_D_PROXY_2,
+                &now_millis(),
+            )
             .await?;
         expect_ok(envelope)
     }
@@ -470,7 +490,9 @@ impl Api {
         match envelope.retcode {
             Some(0) => Ok(()),
             Some(code) => Err(ApiError::Retcode(code)),
-            None => Err(ApiError::Malformed("deny_added_request2 has no retcode".into())),
+            None => Err(ApiError::Malformed(
+                "deny_added_request2 has no retcode".into(),
+            )),
         }
     }
 

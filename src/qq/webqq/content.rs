@@ -222,11 +222,19 @@ mod tests {
         let elements = content.as_array().cloned().unwrap_or_default();
         assert_eq!(
             decode_content(&elements).segments,
-            vec![text("hello"), Segment::Face { id: 14 }, text(" world\r2nd line ")]
+            vec![
+                text("hello"),
+                Segment::Face { id: 14 },
+                text(" world\r2nd line ")
+            ]
         );
         assert_eq!(
             received_text(&elements).segments,
-            vec![text("hello"), Segment::Face { id: 14 }, text(" world\n2nd line")]
+            vec![
+                text("hello"),
+                Segment::Face { id: 14 },
+                text(" world\n2nd line")
+            ]
         );
     }
 
@@ -242,7 +250,10 @@ mod tests {
     #[test]
     fn a_lone_space_after_a_final_face_disappears() {
         let elements = vec![json!(["font", {}]), json!(["face", 0]), json!(" ")];
-        assert_eq!(received_text(&elements).segments, vec![Segment::Face { id: 0 }]);
+        assert_eq!(
+            received_text(&elements).segments,
+            vec![Segment::Face { id: 0 }]
+        );
     }
 
     #[test]
@@ -267,7 +278,10 @@ mod tests {
 
     #[test]
     fn qplus_advert_is_removed() {
-        let elements = vec![json!(["font", {}]), json!("在吗【提示：此用户正在使用Q+ Web：http://web.qq.com/】 ")];
+        let elements = vec![
+            json!(["font", {}]),
+            json!("在吗【提示：此用户正在使用Q+ Web：http://web.qq.com/】 "),
+        ];
         assert_eq!(received_text(&elements), RichText::plain("在吗"));
     }
 
@@ -284,7 +298,9 @@ mod tests {
         );
         // Double encoding: inside the request JSON it is a string.
         let r = json!({"to": 3901234567u64, "content": inner});
-        assert!(r.to_string().contains(r#""content":"[\"hi \",[\"face\",14],[\"font\""#));
+        assert!(r
+            .to_string()
+            .contains(r#""content":"[\"hi \",[\"face\",14],[\"font\""#));
         assert_eq!(decode_send_content(&inner), Some(rich));
     }
 
@@ -292,9 +308,15 @@ mod tests {
     fn outgoing_flattens_mentions_links_emoji_and_odd_faces() {
         let rich = RichText {
             segments: vec![
-                Segment::Mention { uin: None, name: "Carol".into() },
+                Segment::Mention {
+                    uin: None,
+                    name: "Carol".into(),
+                },
                 text(" see "),
-                Segment::Link { url: "http://x.example/".into(), text: None },
+                Segment::Link {
+                    url: "http://x.example/".into(),
+                    text: None,
+                },
                 text(" 🙂"),
                 Segment::Face { id: 500 },
             ],
@@ -328,13 +350,17 @@ mod tests {
                 vec![WireElement::Text("b".repeat(5))],
             ]
         );
-        assert_eq!(split_elements(vec![WireElement::Text("short".into())], 20).len(), 1);
+        assert_eq!(
+            split_elements(vec![WireElement::Text("short".into())], 20).len(),
+            1
+        );
         assert!(split_elements(Vec::new(), 20).is_empty());
     }
 
     fn arb_segment() -> impl Strategy<Value = Segment> {
         prop_oneof![
-            "[^\\p{C}\\u{1F300}-\\u{1FAFF}\\u{2600}-\\u{27BF}]{1,20}".prop_map(|t| Segment::Text { text: t }),
+            "[^\\p{C}\\u{1F300}-\\u{1FAFF}\\u{2600}-\\u{27BF}]{1,20}"
+                .prop_map(|t| Segment::Text { text: t }),
             (0u16..=MAX_FACE_ID).prop_map(|id| Segment::Face { id }),
         ]
     }

@@ -100,7 +100,10 @@ fn insert_bounded(cookies: &mut BTreeMap<String, String>, name: &str, value: &st
     if cookies.len() >= MAX_COOKIES && !cookies.contains_key(name) {
         return;
     }
-    let value: String = value.chars().filter(|c| !matches!(c, ';' | '\r' | '\n')).collect();
+    let value: String = value
+        .chars()
+        .filter(|c| !matches!(c, ';' | '\r' | '\n'))
+        .collect();
     cookies.insert(name.to_owned(), value);
 }
 
@@ -217,7 +220,10 @@ mod tests {
             jar.set(&format!("c{i}"), "v");
         }
         jar.set("big", &"x".repeat(10_000));
-        assert_eq!(jar.header_text().map(|h| h.matches('=').count()), Some(MAX_COOKIES));
+        assert_eq!(
+            jar.header_text().map(|h| h.matches('=').count()),
+            Some(MAX_COOKIES)
+        );
     }
 
     proptest! {

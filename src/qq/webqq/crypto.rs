@@ -105,7 +105,10 @@ mod tests {
         let bytes = parse_uin_escapes(SAMPLE_ESCAPES);
         assert_eq!(bytes, Some([0, 0, 0, 0, 0x64, 0x74, 0x8b, 0x05]));
         assert_eq!(bytes.map(|b| uin_from_bytes(&b)), Some(1_685_359_365));
-        assert_eq!(format_uin_escapes(&uin_bytes(1_685_359_365)), SAMPLE_ESCAPES);
+        assert_eq!(
+            format_uin_escapes(&uin_bytes(1_685_359_365)),
+            SAMPLE_ESCAPES
+        );
         assert_eq!(
             parse_uin_escapes(r"\X00\x00\x00\x00\x64\x74\x8B\x05"),
             Some(uin_bytes(1_685_359_365))

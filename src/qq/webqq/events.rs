@@ -71,7 +71,11 @@ impl EventSink {
     /// Whether nobody can receive events any more (ended, or the receiver
     /// was dropped).
     pub async fn is_closed(&self) -> bool {
-        self.tx.lock().await.as_ref().map_or(true, |tx| tx.is_closed())
+        self.tx
+            .lock()
+            .await
+            .as_ref()
+            .map_or(true, |tx| tx.is_closed())
     }
 }
 

@@ -11,7 +11,7 @@ mod replies;
 #[cfg(test)]
 mod tests;
 
-pub use envelope::{parse_envelope, parse_result, Envelope, JsonError};
+pub use envelope::{ok_body, parse_envelope, parse_result, Envelope, JsonError};
 pub use lenient::{value_to_i64, value_to_u64};
 pub use poll::{
     parse_poll, AddedFriend, BuddyListChange, BuddyMessage, DiscuMessage, GroupMessage,

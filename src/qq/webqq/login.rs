@@ -45,7 +45,10 @@ pub struct LoggedIn {
 pub enum Progress {
     Done(LoggedIn),
     /// The user must read `image`; continue with [`continue_with_captcha`].
-    Captcha { image: Vec<u8>, wait: CaptchaWait },
+    Captcha {
+        image: Vec<u8>,
+        wait: CaptchaWait,
+    },
 }
 
 /// What a login waiting for a captcha remembers.
@@ -214,7 +217,13 @@ async fn login_page(transport: &Transport) -> String {
         ("t", "20130723001"),
     ];
     let reply = transport
-        .get(ep::LOGIN_PAGE, &query, Headers::default(), CALL_TIMEOUT, MAX_TEXT_BODY)
+        .get(
+            ep::LOGIN_PAGE,
+            &query,
+            Headers::default(),
+            CALL_TIMEOUT,
+            MAX_TEXT_BODY,
+        )
         .await;
     match reply.and_then(|r| r.ensure_ok()) {
         Ok(reply) => parse_login_sig(&reply.text()).unwrap_or_default(),
@@ -264,7 +273,13 @@ async fn captcha_image(transport: &Transport, uin: Uin) -> Result<Vec<u8>, QqErr
         origin: None,
     };
     let reply = transport
-        .get(ep::CAPTCHA_IMAGE, &query, headers, CALL_TIMEOUT, MAX_IMAGE_BODY)
+        .get(
+            ep::CAPTCHA_IMAGE,
+            &query,
+            headers,
+            CALL_TIMEOUT,
+            MAX_IMAGE_BODY,
+        )
         .await?
         .ensure_ok()?;
     if reply.body.is_empty() {
@@ -339,7 +354,9 @@ async fn finish(
         .filter(|p| !p.is_empty())
         .map(Secret::new)
         .ok_or_else(|| QqError::Protocol("the login set no ptwebqq cookie".to_owned()))?;
-    let clientid = rand::thread_rng().gen_range(10_000_000u32..=99_999_999).to_string();
+    let clientid = rand::thread_rng()
+        .gen_range(10_000_000u32..=99_999_999)
+        .to_string();
     let result = login2(transport, creds.status, &ptwebqq, &clientid, None)
         .await
         .map_err(|e| match e {
@@ -418,7 +435,9 @@ mod tests {
     #[test]
     fn check_sig_url_keeps_path_and_query_only() {
         assert_eq!(
-            path_and_query("http://ptlogin4.web2.qq.com/check_sig?pttype=1&uin=1685359365&service=login"),
+            path_and_query(
+                "http://ptlogin4.web2.qq.com/check_sig?pttype=1&uin=1685359365&service=login"
+            ),
             Some("/check_sig?pttype=1&uin=1685359365&service=login".to_owned())
         );
         assert_eq!(

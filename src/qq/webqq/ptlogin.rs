@@ -295,7 +295,10 @@ fn floor_boundary(text: &str, max: usize) -> usize {
     if max >= text.len() {
         return text.len();
     }
-    (0..=max).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0)
+    (0..=max)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -316,7 +319,10 @@ mod tests {
                 uin8: Some(uin_bytes(1_685_359_365)),
             })
         );
-        assert_eq!(format_check_vc(false, "!PTH", &uin_bytes(1_685_359_365)), text);
+        assert_eq!(
+            format_check_vc(false, "!PTH", &uin_bytes(1_685_359_365)),
+            text
+        );
     }
 
     #[test]
@@ -378,14 +384,35 @@ mod tests {
             Some((LoginStatus::WrongPassword, "1685359365".to_owned()))
         );
         let cases = [
-            ("ptuiCB('4','0','','0','您输入的验证码不正确，请重新输入。', '1');", LoginStatus::WrongCaptcha),
-            ("ptuiCB('4','2','','0','页面过期，请重试。', '1');", LoginStatus::PageExpired),
-            ("ptuiCB('7','0','','0','网络连接异常，请稍后再试。(1234)', '1');", LoginStatus::BadInput),
-            ("ptuiCB('24','0','','0','cookies', '1');", LoginStatus::CookiesDisabled),
-            ("ptuiCB('8','0','','0','x', '1');", LoginStatus::TooManyLogins),
+            (
+                "ptuiCB('4','0','','0','您输入的验证码不正确，请重新输入。', '1');",
+                LoginStatus::WrongCaptcha,
+            ),
+            (
+                "ptuiCB('4','2','','0','页面过期，请重试。', '1');",
+                LoginStatus::PageExpired,
+            ),
+            (
+                "ptuiCB('7','0','','0','网络连接异常，请稍后再试。(1234)', '1');",
+                LoginStatus::BadInput,
+            ),
+            (
+                "ptuiCB('24','0','','0','cookies', '1');",
+                LoginStatus::CookiesDisabled,
+            ),
+            (
+                "ptuiCB('8','0','','0','x', '1');",
+                LoginStatus::TooManyLogins,
+            ),
             ("ptuiCB('1','0','','0','busy', '1');", LoginStatus::Busy),
-            ("ptuiCB('2','0','','0','x', '1');", LoginStatus::NumberExpired),
-            ("ptuiCB('5','0','','0','x', '1');", LoginStatus::VerificationFailed),
+            (
+                "ptuiCB('2','0','','0','x', '1');",
+                LoginStatus::NumberExpired,
+            ),
+            (
+                "ptuiCB('5','0','','0','x', '1');",
+                LoginStatus::VerificationFailed,
+            ),
             ("ptuiCB('6','0','','0','x', '1');", LoginStatus::Retry),
             ("ptuiCB('19','0','','0','x', '1');", LoginStatus::Other(19)),
             (
@@ -393,10 +420,17 @@ mod tests {
                 LoginStatus::Frozen,
             ),
             // The [004] sample with an ASCII `!`, no spaces at all.
-            ("ptuiCB('0','0','http://www.qq.com','0','登录成功!','Tester')", LoginStatus::Success),
+            (
+                "ptuiCB('0','0','http://www.qq.com','0','登录成功!','Tester')",
+                LoginStatus::Success,
+            ),
         ];
         for (text, status) in cases {
-            assert_eq!(parse_ptui_cb(text).map(|c| c.login_status()), Some(status), "{text}");
+            assert_eq!(
+                parse_ptui_cb(text).map(|c| c.login_status()),
+                Some(status),
+                "{text}"
+            );
         }
         assert_eq!(parse_ptui_cb("ptuiCB('x','0');"), None);
         assert_eq!(parse_ptui_cb("ptuiCB();"), None);
@@ -419,7 +453,10 @@ mod tests {
             Some("x-y")
         );
         assert_eq!(parse_login_sig("<html></html>"), None);
-        assert_eq!(parse_login_sig("g_login_sig=encodeURIComponent(\"unterminated"), None);
+        assert_eq!(
+            parse_login_sig("g_login_sig=encodeURIComponent(\"unterminated"),
+            None
+        );
     }
 
     proptest! {

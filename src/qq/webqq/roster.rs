@@ -205,7 +205,9 @@ impl SessionCore {
             };
             contacts.push(Contact {
                 uin,
-                nick: info.map(|i| i.nick.clone()).unwrap_or_else(|| uin.to_string()),
+                nick: info
+                    .map(|i| i.nick.clone())
+                    .unwrap_or_else(|| uin.to_string()),
                 mark_name: friends
                     .marknames
                     .iter()

@@ -24,9 +24,7 @@ use super::{WebqqOptions, CAPABILITIES};
 use crate::core::model::{
     ChatId, Contact, GroupInfo, Presence, Profile, RichText, SearchCriteria, Uin,
 };
-use crate::qq::{
-    AddOutcome, Capabilities, EndReason, Protocol, QqError, QqEvent, QqSession,
-};
+use crate::qq::{AddOutcome, Capabilities, EndReason, Protocol, QqError, QqEvent, QqSession};
 use crate::secret::Secret;
 
 /// The state every task of one session shares.

@@ -4,13 +4,13 @@
 //! get their group card as name, and `msg_id2` becomes the `remote_id`.
 
 use super::api::ApiError;
-use crate::backoff::{retry, Backoff};
 use super::content::received_text;
 use super::json::{
     BuddyMessage, GroupMessage, PollEvent, SessMessage, StatusChange, SystemMessage,
 };
 use super::roster::presence_of_status;
 use super::session::SessionCore;
+use crate::backoff::{retry, Backoff};
 use crate::core::model::{ChatId, GroupNumber, Uin};
 use crate::qq::QqEvent;
 
@@ -155,11 +155,12 @@ impl SessionCore {
     /// The sender's card or nick in a group, fetching the group's details
     /// once if they are not cached.
     async fn member_name(&self, code: u64, alias: u64) -> Option<String> {
-        let cached = self
-            .roster
-            .lock()
-            .ok()
-            .map(|r| (r.group_infos.contains_key(&code), r.member_name(code, alias)));
+        let cached = self.roster.lock().ok().map(|r| {
+            (
+                r.group_infos.contains_key(&code),
+                r.member_name(code, alias),
+            )
+        });
         match cached {
             Some((true, name)) => name,
             _ => {
@@ -236,9 +237,7 @@ impl SessionCore {
                 uin,
                 message: s.msg,
             }),
-            "verify_pass" | "verify_pass_add" => {
-                Outcome::Emit(QqEvent::FriendAccepted { uin })
-            }
+            "verify_pass" | "verify_pass_add" => Outcome::Emit(QqEvent::FriendAccepted { uin }),
             "added_buddy_sig" => Outcome::Emit(QqEvent::ContactsChanged),
             other => {
                 tracing::debug!(kind = other, "WebQQ system message not bridged");

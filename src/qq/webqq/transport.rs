@@ -47,7 +47,10 @@ impl Reply {
     /// Fails on HTTP error statuses: 5xx as unreachable, 4xx as protocol.
     pub fn ensure_ok(self) -> Result<Self, QqError> {
         if self.status.is_server_error() {
-            return Err(QqError::Unreachable(format!("HTTP {}", self.status.as_u16())));
+            return Err(QqError::Unreachable(format!(
+                "HTTP {}",
+                self.status.as_u16()
+            )));
         }
         if self.status.is_client_error() {
             return Err(QqError::Protocol(format!("HTTP {}", self.status.as_u16())));
@@ -123,7 +126,8 @@ impl Transport {
         timeout: Duration,
     ) -> Result<Reply, QqError> {
         let request = self.client.post(self.url(path)).form(form);
-        self.send(path, request, headers, timeout, MAX_TEXT_BODY).await
+        self.send(path, request, headers, timeout, MAX_TEXT_BODY)
+            .await
     }
 
     async fn send(
@@ -153,7 +157,12 @@ impl Transport {
             }
             body.extend_from_slice(&chunk);
         }
-        tracing::trace!(endpoint, status = status.as_u16(), bytes = body.len(), "WebQQ reply");
+        tracing::trace!(
+            endpoint,
+            status = status.as_u16(),
+            bytes = body.len(),
+            "WebQQ reply"
+        );
         Ok(Reply { status, body })
     }
 }

@@ -133,16 +133,21 @@ impl WorldState {
         }
     }
 
+    /// Appends `target` to `owner`'s list if both exist, they differ and
+    /// the list has room. Returns whether it was added.
     pub(super) fn link(&mut self, owner: u64, target: u64) -> bool {
-        let Some(list) = self.accounts.get_mut(&owner) else {
-            return false;
-        };
-        if list.friends.contains(&target) || list.friends.len() >= MAX_FRIENDS {
+        let has_room = self
+            .accounts
+            .get(&owner)
+            .is_some_and(|o| !o.friends.contains(&target) && o.friends.len() < MAX_FRIENDS);
+        if owner == target || !has_room || !self.accounts.contains_key(&target) {
             return false;
         }
-        list.friends.push(target);
-        if let Some(target) = self.accounts.get_mut(&target) {
-            target.listed_by.insert(owner);
+        if let Some(owner_state) = self.accounts.get_mut(&owner) {
+            owner_state.friends.push(target);
+        }
+        if let Some(target_state) = self.accounts.get_mut(&target) {
+            target_state.listed_by.insert(owner);
         }
         true
     }

@@ -27,14 +27,20 @@ pub enum JsonError {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Envelope {
-    #[serde(deserialize_with = "opt_retcode", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_retcode",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retcode: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errmsg: Option<Value>,
     /// The new ptwebqq of retcode 116.
-    #[serde(deserialize_with = "opt_secret", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_secret",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub p: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub t: Option<Value>,
@@ -96,4 +102,15 @@ pub fn parse_envelope(body: &str) -> Result<Envelope, JsonError> {
 /// Parses a body and returns its typed `result` (retcode 0 only).
 pub fn parse_result<T: DeserializeOwned>(body: &str, what: &'static str) -> Result<T, JsonError> {
     parse_envelope(body)?.into_result(what)
+}
+
+/// `{"retcode":0,"result":<result>}` with the result's keys in declaration
+/// order (a [`Value`] would sort them), for the simulator.
+pub fn ok_body<T: Serialize>(result: &T) -> Result<String, serde_json::Error> {
+    #[derive(Serialize)]
+    struct OkReply<'a, T> {
+        retcode: i64,
+        result: &'a T,
+    }
+    serde_json::to_string(&OkReply { retcode: 0, result })
 }

@@ -144,31 +144,26 @@ impl PollEvent {
         };
         event.unwrap_or(PollEvent::Other { poll_type, value })
     }
-
-    fn value(&self) -> Result<Value, serde_json::Error> {
-        match self {
-            PollEvent::Message(v) => serde_json::to_value(v),
-            PollEvent::GroupMessage(v) => serde_json::to_value(v),
-            PollEvent::SessMessage(v) => serde_json::to_value(v),
-            PollEvent::DiscuMessage(v) => serde_json::to_value(v),
-            PollEvent::StatusChange(v) => serde_json::to_value(v),
-            PollEvent::Kick(v) => serde_json::to_value(v),
-            PollEvent::System(v) => serde_json::to_value(v),
-            PollEvent::BuddyListChange(v) => serde_json::to_value(v),
-            PollEvent::GroupSystem(v) => serde_json::to_value(v),
-            PollEvent::InputNotify(v) | PollEvent::Shake(v) => serde_json::to_value(v),
-            PollEvent::Other { value, .. } => Ok(value.clone()),
-        }
-    }
 }
 
 /// Serialises as `{"poll_type":"…","value":{…}}`, for the simulator.
 impl Serialize for PollEvent {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let value = self.value().map_err(serde::ser::Error::custom)?;
         let mut out = s.serialize_struct("PollEvent", 2)?;
         out.serialize_field("poll_type", self.poll_type())?;
-        out.serialize_field("value", &value)?;
+        match self {
+            PollEvent::Message(v) => out.serialize_field("value", v)?,
+            PollEvent::GroupMessage(v) => out.serialize_field("value", v)?,
+            PollEvent::SessMessage(v) => out.serialize_field("value", v)?,
+            PollEvent::DiscuMessage(v) => out.serialize_field("value", v)?,
+            PollEvent::StatusChange(v) => out.serialize_field("value", v)?,
+            PollEvent::Kick(v) => out.serialize_field("value", v)?,
+            PollEvent::System(v) => out.serialize_field("value", v)?,
+            PollEvent::BuddyListChange(v) => out.serialize_field("value", v)?,
+            PollEvent::GroupSystem(v) => out.serialize_field("value", v)?,
+            PollEvent::InputNotify(v) | PollEvent::Shake(v) => out.serialize_field("value", v)?,
+            PollEvent::Other { value, .. } => out.serialize_field("value", value)?,
+        }
         out.end()
     }
 }

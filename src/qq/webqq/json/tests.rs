@@ -21,9 +21,7 @@ fn login2_sample() {
     let debug = format!("{r:?}");
     assert!(!debug.contains(VF), "{debug}");
     // Key order survives serialisation (for the simulator).
-    let out = serde_json::to_string(&Envelope::ok(serde_json::to_value(&r).unwrap_or_default()))
-        .unwrap_or_default();
-    assert_eq!(out, body);
+    assert_eq!(ok_body(&r).unwrap_or_default(), body);
 }
 
 #[test]
@@ -93,9 +91,7 @@ fn group_list_sample() {
     assert_eq!(r.gnamelist[0].gid, 1_122_334_455);
     assert_eq!(r.gnamelist[0].code, 3_344_556_677);
     assert_eq!(r.gnamelist[0].name, "Rust fans");
-    let again = serde_json::to_string(&Envelope::ok(serde_json::to_value(&r).unwrap_or_default()))
-        .unwrap_or_default();
-    assert_eq!(again, body);
+    assert_eq!(ok_body(&r).unwrap_or_default(), body);
 }
 
 #[test]
@@ -163,7 +159,10 @@ fn small_results() {
         "add",
     )
     .expect("parses");
-    assert_eq!((add.result1, add.account, add.tuin), (0, 40_004_000, 1_999_888_777));
+    assert_eq!(
+        (add.result1, add.account, add.tuin),
+        (0, 40_004_000, 1_999_888_777)
+    );
     let ok = parse_envelope(r#"{"retcode":0,"result":"ok"}"#).expect("parses");
     assert!(ok.is_ok_string());
     assert!(!parse_envelope(r#"{"retcode":0,"result":"no"}"#)
@@ -183,13 +182,19 @@ fn poll_two_events_sample_newest_first() {
     let PollEvent::GroupMessage(g) = &events[0] else {
         panic!("expected a group message first");
     };
-    assert_eq!((g.from_uin, g.send_uin, g.info_seq), (1_122_334_455, 1_999_888_777, Some(445_566)));
+    assert_eq!(
+        (g.from_uin, g.send_uin, g.info_seq),
+        (1_122_334_455, 1_999_888_777, Some(445_566))
+    );
     assert_eq!(g.group_code, 3_344_556_677);
     assert_eq!(g.content.len(), 2);
     let PollEvent::Message(m) = &events[1] else {
         panic!("expected a buddy message second");
     };
-    assert_eq!((m.msg_id, m.msg_id2, m.from_uin), (24225, 950_054, 3_901_234_567));
+    assert_eq!(
+        (m.msg_id, m.msg_id2, m.from_uin),
+        (24225, 950_054, 3_901_234_567)
+    );
     assert_eq!(m.content[1], json!("hii "));
     assert_eq!(m.content[0][1]["name"], json!("宋体"));
 }
@@ -198,18 +203,37 @@ fn poll_two_events_sample_newest_first() {
 fn poll_reply_shapes() {
     assert_eq!(parse_poll(""), Ok(PollReply::Nothing));
     assert_eq!(parse_poll("  \r\n"), Ok(PollReply::Nothing));
-    assert_eq!(parse_poll(r#"{"retcode":102,"errmsg":""}"#), Ok(PollReply::Nothing));
-    assert_eq!(parse_poll(r#"{"retcode":0,"result":"ok"}"#), Ok(PollReply::Nothing));
-    assert_eq!(parse_poll(r#"{"retcode":0,"result":[]}"#), Ok(PollReply::Events(vec![])));
-    let rotated = parse_poll(r#"{"retcode":116,"p":"9f0c77e5d2b4a1c3e8f6a7b9c0d1e2f3a4b5c6d7e8f9a0b1"}"#);
+    assert_eq!(
+        parse_poll(r#"{"retcode":102,"errmsg":""}"#),
+        Ok(PollReply::Nothing)
+    );
+    assert_eq!(
+        parse_poll(r#"{"retcode":0,"result":"ok"}"#),
+        Ok(PollReply::Nothing)
+    );
+    assert_eq!(
+        parse_poll(r#"{"retcode":0,"result":[]}"#),
+        Ok(PollReply::Events(vec![]))
+    );
+    let rotated =
+        parse_poll(r#"{"retcode":116,"p":"9f0c77e5d2b4a1c3e8f6a7b9c0d1e2f3a4b5c6d7e8f9a0b1"}"#);
     match rotated {
         Ok(PollReply::NewPtwebqq(p)) => {
-            assert_eq!(p.expose(), "9f0c77e5d2b4a1c3e8f6a7b9c0d1e2f3a4b5c6d7e8f9a0b1")
+            assert_eq!(
+                p.expose(),
+                "9f0c77e5d2b4a1c3e8f6a7b9c0d1e2f3a4b5c6d7e8f9a0b1"
+            )
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert_eq!(parse_poll(r#"{"retcode":121,"t":"0"}"#), Ok(PollReply::Failed(121)));
-    assert_eq!(parse_poll(r#"{"retcode":103,"errmsg":""}"#), Ok(PollReply::Failed(103)));
+    assert_eq!(
+        parse_poll(r#"{"retcode":121,"t":"0"}"#),
+        Ok(PollReply::Failed(121))
+    );
+    assert_eq!(
+        parse_poll(r#"{"retcode":103,"errmsg":""}"#),
+        Ok(PollReply::Failed(103))
+    );
     assert_eq!(parse_poll(r#"{"errmsg":""}"#), Err(JsonError::NoRetcode));
     assert!(matches!(parse_poll("{"), Err(JsonError::NotJson { .. })));
 }
@@ -255,13 +279,19 @@ fn poll_every_documented_type() {
             ""
         ]
     );
-    assert!(matches!(&events[0], PollEvent::SessMessage(s) if s.ruin == Some(40_004_000) && s.id == 1_122_334_455));
+    assert!(
+        matches!(&events[0], PollEvent::SessMessage(s) if s.ruin == Some(40_004_000) && s.id == 1_122_334_455)
+    );
     assert!(matches!(&events[1], PollEvent::StatusChange(s) if s.status == "away"));
-    assert!(matches!(&events[2], PollEvent::System(s) if s.kind == "verify_required" && s.account == 40_004_000 && s.msg == "hi, add me?"));
+    assert!(
+        matches!(&events[2], PollEvent::System(s) if s.kind == "verify_required" && s.account == 40_004_000 && s.msg == "hi, add me?")
+    );
     assert!(matches!(&events[3], PollEvent::Kick(k) if k.reason.starts_with("您的帐号")));
     assert!(matches!(&events[4], PollEvent::Kick(k) if k.reason == "old form"));
     assert!(matches!(&events[5], PollEvent::BuddyListChange(b) if b.added_friends.len() == 1));
-    assert!(matches!(&events[6], PollEvent::GroupSystem(g) if g.t_gcode == Some(445_566) && g.extra.contains_key("admin_nick")));
+    assert!(
+        matches!(&events[6], PollEvent::GroupSystem(g) if g.t_gcode == Some(445_566) && g.extra.contains_key("admin_nick"))
+    );
     assert!(matches!(&events[7], PollEvent::DiscuMessage(d) if d.did == 77));
     assert!(matches!(&events[8], PollEvent::InputNotify(_)));
     assert!(matches!(&events[9], PollEvent::Shake(_)));
@@ -276,11 +306,7 @@ fn verify_required_sample() {
         panic!("expected events");
     };
     // Serialising gives back the same text (the simulator answers with it).
-    let again = serde_json::to_string(&Envelope::ok(
-        serde_json::to_value(&events).unwrap_or_default(),
-    ))
-    .unwrap_or_default();
-    assert_eq!(again, body);
+    assert_eq!(ok_body(&events).unwrap_or_default(), body);
 }
 
 fn arb_json() -> impl Strategy<Value = Value> {
@@ -374,7 +400,7 @@ proptest! {
             cards: vec![MemberCard { muin: 5, card }],
             ..GroupInfoResult::default()
         };
-        let body = serde_json::to_string(&Envelope::ok(serde_json::to_value(&info).unwrap_or_default())).unwrap_or_default();
+        let body = ok_body(&info).unwrap_or_default();
         prop_assert_eq!(parse_result::<GroupInfoResult>(&body, "x"), Ok(info));
     }
 }

@@ -1,0 +1,474 @@
+//! The built-in IRC gateway against an in-memory fake QQ network, with the
+//! `irc` crate's client as the user (and a raw line client for what a
+//! library would never send): registration and numerics, login, the buddy
+//! list, messages both ways, presence, friend requests, groups, reconnect
+//! replay and the grace period, restarts, bad input, flood control, TLS and
+//! password hygiene.
+
+mod support;
+
+use std::time::Duration;
+
+use irc::proto::{Capability, Command, Message, Response};
+
+use qqbridge::core::model::*;
+use qqbridge::qq::QqEvent;
+
+use support::*;
+
+fn joined(m: &Message, nick: &str, channel: &str) -> bool {
+    m.source_nickname() == Some(nick) && matches!(&m.command, Command::JOIN(c, _, _) if c == channel)
+}
+
+#[tokio::test]
+async fn registration_sends_welcome_isupport_and_joins_the_control_channel() {
+    let rig = Rig::start(test_config()).await;
+    let mut alice = IrcUser::connect(rig.addr(), "alice").await;
+    let isupport = alice
+        .wait_for("ISUPPORT", |m| matches!(m.command, Command::Response(Response::RPL_ISUPPORT, _)))
+        .await;
+    let tokens = numeric_args(&isupport).join(" ");
+    for token in ["CHANTYPES=&#", "NICKLEN=30", "CHANNELLEN=50", "CASEMAPPING=rfc1459", "PREFIX=(ov)@+"] {
+        assert!(tokens.contains(token), "{token} missing from {tokens}");
+    }
+    alice.wait_for("JOIN &qq", |m| joined(m, "alice", "&qq")).await;
+    let names = alice
+        .wait_for("NAMES", |m| matches!(m.command, Command::Response(Response::RPL_NAMREPLY, _)))
+        .await;
+    let args = numeric_args(&names);
+    assert_eq!(args[2], "&qq");
+    assert!(args[3].split(' ').any(|n| n == "@qqbot"), "{args:?}");
+    let hello = alice.bot_reply("greeting").await;
+    assert!(hello.contains("/OPER"), "{hello}");
+}
+
+/// Consumes the bot's greeting to a new client.
+async fn greeted(user: &mut IrcUser) {
+    let last = user.wait_for("greeting", |m| text_of(m).contains("Type \"help\"")).await;
+    assert_eq!(last.source_nickname(), Some("qqbot"));
+}
+
+/// Logs `nick` in as 10001 and waits until the three demo buddies are in `&qq`.
+async fn logged_in(rig: &Rig, nick: &str, caps: &[Capability]) -> IrcUser {
+    let mut user = IrcUser::connect_with(rig.addr(), nick, caps).await;
+    user.wait_for("JOIN &qq", |m| joined(m, nick, "&qq")).await;
+    greeted(&mut user).await;
+    let reply = user.login(10001, "demo").await;
+    assert_eq!(reply, "logged in to QQ as 10001 (http11)");
+    for buddy in ["WeiCheng", "HackfanHao", "XiaoQiE"] {
+        user.wait_for(buddy, |m| joined(m, buddy, "&qq")).await;
+    }
+    user
+}
+
+/// `+nick` / `-nick` for each voice change in a MODE message.
+fn voice_changes(m: &Message) -> Vec<String> {
+    use irc::proto::{ChannelMode, Mode};
+    match &m.command {
+        Command::ChannelMODE(_, modes) => modes
+            .iter()
+            .filter_map(|mode| match mode {
+                Mode::Plus(ChannelMode::Voice, Some(n)) => Some(format!("+{n}")),
+                Mode::Minus(ChannelMode::Voice, Some(n)) => Some(format!("-{n}")),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn who_replies(all: &[Message]) -> Vec<Vec<String>> {
+    all.iter()
+        .filter(|m| matches!(m.command, Command::Response(Response::RPL_WHOREPLY, _)))
+        .map(numeric_args)
+        .collect()
+}
+
+#[tokio::test]
+async fn login_shows_buddies_with_pinyin_nicks_qq_idents_and_voice() {
+    let rig = Rig::start(test_config()).await;
+    rig.net.set_contacts(
+        10001,
+        vec![
+            contact(10002, "微程", Presence::Online),
+            contact(10003, "Hackfan 好", Presence::Busy),
+            contact(10004, "小企鹅", Presence::Offline),
+        ],
+    );
+    let mut alice = logged_in(&rig, "alice", &[Capability::MultiPrefix]).await;
+    let voiced = alice
+        .wait_for("voice", |m| matches!(&m.command, Command::ChannelMODE(c, _) if c == "&qq"))
+        .await;
+    // Offline buddies stay unvoiced.
+    assert_eq!(voice_changes(&voiced), vec!["+WeiCheng", "+HackfanHao"]);
+
+    alice.raw("WHO &qq");
+    alice
+        .wait_for("end of WHO", |m| matches!(m.command, Command::Response(Response::RPL_ENDOFWHO, _)))
+        .await;
+    let rows = who_replies(&alice.all());
+    let row = |nick: &str| rows.iter().find(|r| r[5] == nick).cloned().unwrap_or_else(|| panic!("{nick} in {rows:?}"));
+    // <me> <channel> <user> <host> <server> <nick> <flags> :<hops> <realname>
+    let wei = row("WeiCheng");
+    assert_eq!((wei[2].as_str(), wei[3].as_str(), wei[6].as_str(), wei[7].as_str()), ("10002", "qq", "H+", "0 微程"));
+    let hackfan = row("HackfanHao");
+    assert_eq!((hackfan[2].as_str(), hackfan[6].as_str(), hackfan[7].as_str()), ("10003", "G+", "0 Hackfan 好"));
+    assert_eq!(row("XiaoQiE")[6], "H");
+    assert_eq!(row("qqbot")[6], "H@");
+
+    // The irc crate tracked the channel from NAMES, JOIN and MODE.
+    let users = alice.client.list_users("&qq").expect("channel tracked");
+    let mut nicks: Vec<&str> = users.iter().map(|u| u.get_nickname()).collect();
+    nicks.sort();
+    assert_eq!(nicks, vec!["HackfanHao", "WeiCheng", "XiaoQiE", "alice", "qqbot"]);
+
+    // The bot's list agrees.
+    alice.say("&qq", "list");
+    assert_eq!(alice.bot_reply("list").await, "3 buddies:");
+}
+
+#[tokio::test]
+async fn messages_flow_both_ways_with_chinese_text_actions_and_safe_lines() {
+    let rig = Rig::start(test_config()).await;
+    let mut alice = logged_in(&rig, "alice", &[]).await;
+
+    rig.net.message(10001, 10002, "你好，今天怎么样？").await;
+    let m = alice.wait_for("message", |m| is_privmsg_from(m, "WeiCheng")).await;
+    assert_eq!(m.prefix.as_ref().map(|p| p.to_string()).as_deref(), Some("WeiCheng!10002@qq"));
+    assert_eq!(text_of(&m), "你好，今天怎么样？");
+    assert!(matches!(&m.command, Command::PRIVMSG(t, _) if t == "alice"));
+
+    // Several lines, and an attempt to smuggle a command through CR/LF/NUL.
+    rig.net.message(10001, 10002, "第一行\r\n第二行\nQUIT :bye\0 PRIVMSG x :y\r").await;
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        lines.push(text_of(&alice.wait_for("line", |m| is_privmsg_from(m, "WeiCheng")).await));
+    }
+    assert_eq!(lines, vec!["第一行", "第二行", "QUIT :bye PRIVMSG x :y"]);
+
+    // A long Chinese message is cut on character boundaries within 512 bytes.
+    let long: String = "微程说话很长。".repeat(60);
+    rig.net.message(10001, 10002, &long).await;
+    let mut got = String::new();
+    while got.chars().count() < long.chars().count() {
+        let m = alice.wait_for("long line", |m| is_privmsg_from(m, "WeiCheng")).await;
+        let wire = m.to_string();
+        assert!(wire.len() <= 512, "{} bytes", wire.len());
+        got.push_str(&text_of(&m));
+    }
+    assert_eq!(got, long);
+
+    // IRC to QQ, plain and /me.
+    alice.say("WeiCheng", "我很好，谢谢");
+    alice.client.send_action("WeiCheng", "挥手").unwrap();
+    eventually("two messages on QQ", || rig.net.sent_texts().len() == 2).await;
+    assert_eq!(
+        rig.net.sent_texts(),
+        vec![
+            (ChatId::Buddy(Uin(10002)), "我很好，谢谢".to_owned(), false),
+            (ChatId::Buddy(Uin(10002)), "挥手".to_owned(), true),
+        ]
+    );
+
+    // A QQ action shows as /me.
+    rig.net
+        .emit(
+            10001,
+            QqEvent::Message {
+                chat: ChatId::Buddy(Uin(10003)),
+                sender: Uin(10003),
+                sender_name: None,
+                text: RichText {
+                    segments: vec![Segment::Text { text: "笑了".into() }],
+                    action: true,
+                },
+                remote_id: Some("act-1".into()),
+            },
+        )
+        .await;
+    let m = alice.wait_for("action", |m| is_privmsg_from(m, "HackfanHao")).await;
+    assert_eq!(text_of(&m), "\u{1}ACTION 笑了\u{1}");
+
+    // Unknown nicks are refused.
+    alice.say("NoSuchBuddy", "hello?");
+    let err = alice.wait_for("401", |m| numeric(m) == Some(401)).await;
+    assert_eq!(numeric_args(&err)[1], "NoSuchBuddy");
+}
+
+#[tokio::test]
+async fn presence_shows_as_voice_and_away_and_irc_away_sets_qq_busy() {
+    let rig = Rig::start(test_config()).await;
+    let mut alice = logged_in(&rig, "alice", &[Capability::AwayNotify]).await;
+
+    rig.net.presence(10001, 10002, Presence::Busy).await;
+    let away = alice
+        .wait_for("AWAY", |m| m.source_nickname() == Some("WeiCheng") && matches!(m.command, Command::AWAY(_)))
+        .await;
+    assert!(matches!(&away.command, Command::AWAY(Some(r)) if r == "Busy"), "{away:?}");
+    alice.raw("WHOIS WeiCheng");
+    let whois_away = alice.wait_for("301", |m| numeric(m) == Some(301)).await;
+    assert_eq!(numeric_args(&whois_away)[1..], ["WeiCheng".to_owned(), "Busy".to_owned()]);
+    alice.wait_for("end of WHOIS", |m| numeric(m) == Some(318)).await;
+
+    rig.net.presence(10001, 10002, Presence::Online).await;
+    let back = alice
+        .wait_for("AWAY back", |m| m.source_nickname() == Some("WeiCheng") && matches!(m.command, Command::AWAY(_)))
+        .await;
+    assert!(matches!(back.command, Command::AWAY(None)), "{back:?}");
+
+    rig.net.presence(10001, 10002, Presence::Offline).await;
+    let devoice = alice
+        .wait_for("-v", |m| matches!(&m.command, Command::ChannelMODE(c, _) if c == "&qq"))
+        .await;
+    assert_eq!(voice_changes(&devoice), vec!["-WeiCheng"]);
+    rig.net.presence(10001, 10002, Presence::Online).await;
+    let revoice = alice
+        .wait_for("+v", |m| matches!(&m.command, Command::ChannelMODE(c, _) if c == "&qq"))
+        .await;
+    assert_eq!(voice_changes(&revoice), vec!["+WeiCheng"]);
+
+    alice.raw("AWAY :在开会");
+    alice.wait_for("306", |m| numeric(m) == Some(306)).await;
+    eventually("busy on QQ", || rig.net.presence_set.lock().unwrap().last() == Some(&(Uin(10001), Presence::Busy))).await;
+    alice.raw("AWAY");
+    alice.wait_for("305", |m| numeric(m) == Some(305)).await;
+    eventually("online on QQ", || rig.net.presence_set.lock().unwrap().last() == Some(&(Uin(10001), Presence::Online))).await;
+}
+
+#[tokio::test]
+async fn friend_request_arrives_as_a_notice_and_is_accepted_from_irc() {
+    let rig = Rig::start(test_config()).await;
+    let mut alice = logged_in(&rig, "alice", &[]).await;
+    rig.net
+        .emit(10001, QqEvent::FriendRequest { uin: Uin(10005), message: "我是新朋友".into() })
+        .await;
+    let first = alice
+        .wait_for("request notice", |m| {
+            m.source_nickname() == Some("qqbot") && matches!(&m.command, Command::NOTICE(t, _) if t == "&qq")
+        })
+        .await;
+    assert_eq!(text_of(&first), "10005 wants to add you as a QQ buddy: \u{201c}我是新朋友\u{201d}");
+    let how = alice.wait_for("how", |m| matches!(&m.command, Command::NOTICE(t, _) if t == "&qq")).await;
+    assert!(text_of(&how).contains("accept 10005") && text_of(&how).contains("reject 10005"), "{how}");
+
+    alice.say("&qq", "accept 10005");
+    assert_eq!(alice.bot_reply("accept").await, "accepted 10005 as a buddy");
+    assert_eq!(rig.net.answered.lock().unwrap().clone(), vec![(Uin(10001), Uin(10005), true)]);
+    alice.wait_for("new buddy joins", |m| joined(m, "XinPengYou", "&qq")).await;
+    alice.raw("WHOIS XinPengYou");
+    let who = alice.wait_for("311", |m| numeric(m) == Some(311)).await;
+    assert_eq!(numeric_args(&who)[1..], ["XinPengYou", "10005", "qq", "*", "新朋友"].map(String::from));
+    // The profile comes from QQ.
+    let mut profile = Vec::new();
+    loop {
+        let m = alice.wait_for("whois lines", |m| matches!(numeric(m), Some(320) | Some(318))).await;
+        if numeric(&m) == Some(318) {
+            break;
+        }
+        profile.push(numeric_args(&m)[2].clone());
+    }
+    assert!(profile.iter().any(|l| l == "city: 南京"), "{profile:?}");
+}
+
+fn group(number: u64, name: &str, members: &[(u64, &str, Option<&str>)]) -> GroupInfo {
+    GroupInfo {
+        number: GroupNumber(number),
+        name: name.to_owned(),
+        members: members
+            .iter()
+            .map(|(uin, nick, card)| GroupMember {
+                uin: Uin(*uin),
+                nick: (*nick).to_owned(),
+                card: card.map(str::to_owned),
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn qq_groups_are_channels_with_members_and_messages_both_ways() {
+    let rig = Rig::start(test_config()).await;
+    rig.net.set_groups(
+        10001,
+        vec![group(
+            346167134,
+            "开源爱好者",
+            &[(10001, "演示用户", None), (10002, "微程", Some("程序员微程")), (20001, "路人甲", None)],
+        )],
+    );
+    let mut alice = IrcUser::connect(rig.addr(), "alice").await;
+    greeted(&mut alice).await;
+    alice.login(10001, "demo").await;
+    alice.wait_for("group channel", |m| joined(m, "alice", "#KaiYuanAiHaoZhe")).await;
+    let topic = alice.wait_for("topic", |m| numeric(m) == Some(332)).await;
+    assert_eq!(numeric_args(&topic)[1..], ["#KaiYuanAiHaoZhe", "开源爱好者"].map(String::from));
+    let names = alice.wait_for("names", |m| numeric(m) == Some(353)).await;
+    let mut members: Vec<String> = numeric_args(&names)[3].split(' ').map(String::from).collect();
+    members.sort();
+    assert_eq!(members, vec!["LuRenJia", "WeiCheng", "alice"]);
+
+    alice.raw("WHO #KaiYuanAiHaoZhe");
+    alice.wait_for("end of WHO", |m| numeric(m) == Some(315)).await;
+    let rows = who_replies(&alice.all());
+    let stranger = rows.iter().find(|r| r[5] == "LuRenJia").expect("member in WHO");
+    assert_eq!((stranger[2].as_str(), stranger[7].as_str()), ("20001", "0 路人甲"));
+
+    rig.net
+        .message_in(10001, ChatId::Group(GroupNumber(346167134)), 20001, "大家好")
+        .await;
+    let m = alice.wait_for("group message", |m| is_privmsg_from(m, "LuRenJia")).await;
+    assert!(matches!(&m.command, Command::PRIVMSG(t, x) if t == "#KaiYuanAiHaoZhe" && x == "大家好"), "{m}");
+
+    alice.say("#KaiYuanAiHaoZhe", "欢迎");
+    // A private message to a member who is not a buddy is a temporary session.
+    alice.say("LuRenJia", "你好");
+    eventually("both sent", || rig.net.sent_texts().len() == 2).await;
+    assert_eq!(
+        rig.net.sent_texts(),
+        vec![
+            (ChatId::Group(GroupNumber(346167134)), "欢迎".to_owned(), false),
+            (ChatId::Session { via_group: GroupNumber(346167134), uin: Uin(20001) }, "你好".to_owned(), false),
+        ]
+    );
+
+    alice.raw("LIST");
+    let entry = alice
+        .wait_for("LIST entry", |m| numeric(m) == Some(322) && numeric_args(m)[1] == "#KaiYuanAiHaoZhe")
+        .await;
+    assert_eq!(numeric_args(&entry)[2..], ["3", "开源爱好者"].map(String::from));
+
+    // Leaving the channel, then coming back.
+    alice.raw("PART #KaiYuanAiHaoZhe");
+    alice
+        .wait_for("PART", |m| m.source_nickname() == Some("alice") && matches!(m.command, Command::PART(..)))
+        .await;
+    alice.say("#KaiYuanAiHaoZhe", "还在吗");
+    alice.wait_for("404", |m| numeric(m) == Some(404)).await;
+    alice.raw("JOIN #KaiYuanAiHaoZhe");
+    alice.wait_for("rejoined", |m| joined(m, "alice", "#KaiYuanAiHaoZhe")).await;
+}
+
+#[tokio::test]
+async fn a_reconnecting_client_must_authenticate_and_gets_missed_messages_in_order() {
+    let mut config = test_config();
+    config.grace_period_s = 600;
+    let rig = Rig::start(config).await;
+    let alice = logged_in(&rig, "alice", &[]).await;
+    alice.client.send_quit("brb").unwrap();
+    eventually("client gone", || rig.gateway.client_count() == 0).await;
+
+    for i in 1..=3 {
+        rig.net.message(10001, 10002, &format!("离线消息{i}")).await;
+    }
+    // The QQ session stays online during the grace period.
+    assert!(rig.net.is_logged_in(10001));
+
+    // Someone connecting with the same nick gets nothing until they prove
+    // they own the session.
+    let mut back = IrcUser::connect(rig.addr(), "alice").await;
+    let notice = back.bot_reply("auth request").await;
+    assert!(notice.contains("has a QQ session"), "{notice}");
+    assert!(back.bot_reply("how").await.starts_with("/OPER <qq number> <password>"));
+    back.say("&qq", "list");
+    assert!(back.bot_reply("refused").await.contains("prove it is yours"));
+    back.raw("OPER 10001 wrong");
+    assert!(back.bot_reply("denied").await.contains("wrong QQ number or password"));
+    assert!(!back.all().iter().any(|m| is_privmsg_from(m, "WeiCheng")));
+
+    back.raw("OPER 10001 demo");
+    for buddy in ["WeiCheng", "HackfanHao", "XiaoQiE"] {
+        back.wait_for(buddy, |m| joined(m, buddy, "&qq")).await;
+    }
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        replayed.push(text_of(&back.wait_for("replay", |m| is_privmsg_from(m, "WeiCheng")).await));
+    }
+    assert_eq!(replayed, vec!["离线消息1", "离线消息2", "离线消息3"]);
+    assert!(back.all().iter().any(|m| text_of(m).starts_with("resumed your QQ session 10001")));
+    // Still one QQ login: the session was resumed, not logged in twice.
+    assert_eq!(rig.net.logins.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_grace_period_logs_out_a_client_that_does_not_come_back() {
+    let mut config = test_config();
+    config.grace_period_s = 1;
+    let rig = Rig::start(config).await;
+    let alice = logged_in(&rig, "alice", &[]).await;
+    alice.vanish();
+    eventually("logged out of QQ", || rig.net.logouts.lock().unwrap().contains(&Uin(10001))).await;
+    eventually("core forgot the login", || rig.core.login_of("gateway:alice").is_none()).await;
+    // The nick is free again: no authentication needed.
+    let mut again = IrcUser::connect(rig.addr(), "alice").await;
+    greeted(&mut again).await;
+}
+
+#[tokio::test]
+async fn nicks_are_stable_across_restarts_collisions_get_suffixes_and_rename_persists() {
+    let rig = Rig::start(test_config()).await;
+    rig.net.set_contacts(
+        10001,
+        vec![
+            contact(10002, "微程", Presence::Online),
+            contact(10003, "微程", Presence::Online),
+            contact(10004, "qqbot", Presence::Online),
+        ],
+    );
+    let mut alice = IrcUser::connect(rig.addr(), "alice").await;
+    greeted(&mut alice).await;
+    alice.login(10001, "demo").await;
+    alice.wait_for("first", |m| joined(m, "WeiCheng", "&qq")).await;
+    alice.wait_for("second gets a suffix", |m| joined(m, "WeiCheng_", "&qq")).await;
+    // A buddy called like the bot gets another nick.
+    alice.wait_for("not the bot", |m| joined(m, "qqbot_", "&qq")).await;
+
+    alice.say("&qq", "rename WeiCheng_ XiaoWei");
+    let nick = alice
+        .wait_for("NICK", |m| m.source_nickname() == Some("WeiCheng_") && matches!(m.command, Command::NICK(_)))
+        .await;
+    assert!(matches!(&nick.command, Command::NICK(n) if n == "XiaoWei"));
+    assert_eq!(alice.bot_reply("rename").await, "10003 is now known as XiaoWei");
+    alice.say("&qq", "rename 10002 qqbot");
+    assert_eq!(alice.bot_reply("taken").await, "the nick qqbot is taken");
+    alice.say("&qq", "rename 10002 9lives");
+    assert!(alice.bot_reply("invalid").await.contains("is not a valid nick"));
+    alice.client.send_quit("restart").unwrap();
+    eventually("client gone", || rig.gateway.client_count() == 0).await;
+
+    let rig = rig.restart().await;
+    eventually("login restored", || rig.core.login_of("gateway:alice").is_some()).await;
+    let mut back = IrcUser::connect(rig.addr(), "alice").await;
+    back.wait_for("auth request", |m| text_of(m).starts_with("/OPER")).await;
+    back.raw("OPER 10001 demo");
+    for nick in ["WeiCheng", "XiaoWei", "qqbot_"] {
+        back.wait_for(nick, |m| joined(m, nick, "&qq")).await;
+    }
+    // A message to the renamed nick goes to the right buddy.
+    back.say("XiaoWei", "还记得我吗");
+    eventually("sent", || !rig.net.sent_texts().is_empty()).await;
+    assert_eq!(rig.net.sent_texts()[0].0, ChatId::Buddy(Uin(10003)));
+}
+
+#[tokio::test]
+async fn two_clients_have_their_own_logins_and_cannot_share_a_nick() {
+    let rig = Rig::start(test_config()).await;
+    let mut alice = logged_in(&rig, "alice", &[]).await;
+    let mut bob = IrcUser::connect(rig.addr(), "bob").await;
+    greeted(&mut bob).await;
+    assert_eq!(bob.login(10002, "demo").await, "logged in to QQ as 10002 (http11)");
+    bob.wait_for("bob's buddy", |m| joined(m, "YanShiYongHu", "&qq")).await;
+
+    rig.net.message(10002, 10001, "给bob的").await;
+    rig.net.message(10001, 10002, "给alice的").await;
+    let to_bob = bob.wait_for("bob's message", |m| is_privmsg_from(m, "YanShiYongHu")).await;
+    assert_eq!(text_of(&to_bob), "给bob的");
+    let to_alice = alice.wait_for("alice's message", |m| is_privmsg_from(m, "WeiCheng")).await;
+    assert_eq!(text_of(&to_alice), "给alice的");
+    assert!(!bob.all().iter().any(|m| text_of(m) == "给alice的"));
+
+    // The same nick, in any case, is refused while alice is connected.
+    let mut raw = raw_connect(rig.addr()).await;
+    raw.send("NICK ALICE").await;
+    let refused = raw.expect(" 433 ").await;
+    assert!(refused.contains("ALICE"), "{refused}");
+}
