@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::core::BridgeCore;
 use crate::qq::http11::Http11Connector;
+use crate::qq::webqq::WebqqConnector;
 use crate::qq::{sim, QqConnector};
 use crate::secret::Secret;
 use crate::store::{SqliteStore, Store};
@@ -43,12 +44,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
 
-    let connectors: Vec<Arc<dyn QqConnector>> = vec![Arc::new(
-        Http11Connector::new(&config.qq.server).context("qq.server")?,
-    )];
+    let connectors: Vec<Arc<dyn QqConnector>> = vec![
+        Arc::new(Http11Connector::new(&config.qq.server).context("qq.server")?),
+        Arc::new(WebqqConnector::new(&config.qq.server)),
+    ];
     let permissions = {
         let config = config.clone();
-        Arc::new(move |user: &str| config.permission_of(user))
+        // The Matrix bot is the bridge user of the relay QQ account.
+        let bot = format!(
+            "@{}:{}",
+            config.matrix.appservice.sender_localpart, config.matrix.domain
+        );
+        let relay = config.matrix.enabled && config.matrix.relay.is_some();
+        Arc::new(move |user: &str| {
+            if relay && user == bot {
+                return Some(crate::config::PermissionLevel::User);
+            }
+            config.permission_of(user)
+        })
     };
     let core = BridgeCore::new(store.clone(), connectors, config.qq.protocol, permissions);
 
@@ -67,6 +80,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    #[cfg(feature = "matrix")]
+    let matrix = if config.matrix.enabled {
+        let handle = crate::matrix::start(core.clone(), store.clone(), &config)
+            .await
+            .context("starting the Matrix appservice")?;
+        println!(
+            "Matrix appservice: listening on {} for {}; open a direct chat with {} and send \"login <qq number> <password>\"",
+            handle.local_addr(),
+            config.matrix.homeserver_url,
+            handle.bot_user_id()
+        );
+        Some(handle)
+    } else {
+        None
+    };
+
     let restored = core.restore_logins().await?;
     if restored > 0 {
         tracing::info!(restored, "restoring QQ logins from the database");
@@ -76,6 +105,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     if let Some(gateway) = gateway {
         gateway.shutdown().await;
+    }
+    #[cfg(feature = "matrix")]
+    if let Some(matrix) = matrix {
+        matrix.shutdown().await;
     }
     core.shutdown().await;
     if let Some(sim) = simulator {
@@ -130,12 +163,14 @@ pub async fn registration(config: &Config) -> anyhow::Result<String> {
     let store = SqliteStore::open(&config.database)
         .with_context(|| format!("opening the database {}", config.database.display()))?;
     let appservice = &config.matrix.appservice;
-    let as_token = token(&store, "appservice.as_token", appservice.as_token.as_ref()).await?;
-    let hs_token = token(&store, "appservice.hs_token", appservice.hs_token.as_ref()).await?;
+    let as_token =
+        appservice_token(&store, "appservice.as_token", appservice.as_token.as_ref()).await?;
+    let hs_token =
+        appservice_token(&store, "appservice.hs_token", appservice.hs_token.as_ref()).await?;
     let domain = regex_escape(&config.matrix.domain);
     let yaml = format!(
         "id: {id}\nurl: {url}\nas_token: {as_token}\nhs_token: {hs_token}\nsender_localpart: {sender}\n\
-         rate_limited: false\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@{user_prefix}.*:{domain}'\n  \
+         rate_limited: false\nreceive_ephemeral: true\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@{user_prefix}.*:{domain}'\n  \
          aliases:\n    - exclusive: true\n      regex: '#{alias_prefix}.*:{domain}'\n  rooms: []\n",
         id = appservice.id,
         url = appservice.url,
@@ -148,8 +183,16 @@ pub async fn registration(config: &Config) -> anyhow::Result<String> {
     Ok(yaml)
 }
 
-async fn token(store: &SqliteStore, key: &str, configured: Option<&Secret>) -> anyhow::Result<Secret> {
-    if let Some(secret) = configured.filter(|s| !s.is_empty()) {
+/// An appservice token: the configured one, else the one generated and
+/// stored the first time (`generate` in the config means "generate").
+/// `registration` and the running appservice share it, so the printed
+/// registration always matches what the bridge checks.
+pub(crate) async fn appservice_token(
+    store: &dyn Store,
+    key: &str,
+    configured: Option<&Secret>,
+) -> Result<Secret, crate::store::StoreError> {
+    if let Some(secret) = configured.filter(|s| !s.is_empty() && s.expose() != "generate") {
         return Ok(secret.clone());
     }
     if let Some(stored) = store.get_setting(key).await? {

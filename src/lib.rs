@@ -14,6 +14,7 @@ pub mod config;
 pub mod core;
 pub mod irc;
 pub mod logging;
+#[cfg(feature = "matrix")]
 pub mod matrix;
 pub mod qq;
 pub mod secret;

@@ -1175,6 +1175,34 @@ async fn invalid_utf8_from_the_server_is_a_typed_error_not_a_panic() {
     alice.session.logout().await.expect("logout");
 }
 
+#[tokio::test]
+async fn a_throttled_poll_backs_off_instead_of_hammering() {
+    static POLLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let throttling = fake_server(|request| {
+        if request.contains("CMD=Login") {
+            return login_ok();
+        }
+        if request.contains("CMD=GetMsgEx") {
+            POLLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let cmd = request
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("CMD="))
+            .unwrap_or("GetMsgEx")
+            .to_ascii_uppercase();
+        http_reply(&format!("VER=1.1&CMD={cmd}&SEQ=1&UIN=10001&RES=3"))
+    })
+    .await;
+    // Polls every 20 ms when all is well: 30 polls in the window below.
+    let conn = connector(throttling).with_outage_backoff_max(Duration::from_millis(200));
+    let mut alice = login(&conn, ALICE).await;
+    let events = alice.drain(Duration::from_millis(600)).await;
+    let polls = POLLS.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(polls >= 1 && polls < 15, "{polls} polls");
+    // The server answers, so this is no outage.
+    assert!(events.is_empty(), "{events:?}");
+}
+
 // ------------------------------------------------------------ quirks of the other seeds
 
 #[tokio::test]

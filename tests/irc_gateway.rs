@@ -5,6 +5,7 @@
 //! replay and the grace period, restarts, bad input, flood control, TLS and
 //! password hygiene.
 
+#[path = "support/gateway.rs"]
 mod support;
 
 use std::time::Duration;
@@ -471,4 +472,428 @@ async fn two_clients_have_their_own_logins_and_cannot_share_a_nick() {
     raw.send("NICK ALICE").await;
     let refused = raw.expect(" 433 ").await;
     assert!(refused.contains("ALICE"), "{refused}");
+}
+
+#[tokio::test]
+async fn numerics_for_mode_topic_names_list_ison_userhost_and_unknown_commands() {
+    let rig = Rig::start(test_config()).await;
+    let mut c = raw_connect(rig.addr()).await;
+    c.send("CAP LS 302").await;
+    let ls = c.expect("CAP * LS").await;
+    for cap in ["multi-prefix", "away-notify", "server-time", "message-tags"] {
+        assert!(ls.contains(cap), "{ls}");
+    }
+    c.send("CAP REQ :multi-prefix server-time").await;
+    assert!(c.expect("CAP").await.contains("ACK :multi-prefix server-time"));
+    c.send("CAP REQ :sasl").await;
+    assert!(c.expect("CAP").await.contains("NAK"));
+    c.send("NICK carol").await;
+    c.send("USER carol 0 * :Carol").await;
+    c.send("CAP END").await;
+    let welcome = c.expect(" 001 ").await;
+    assert!(welcome.starts_with("@time="), "server-time tag: {welcome}");
+    c.expect(" 366 carol &qq ").await;
+
+    c.send("MODE &qq").await;
+    assert!(c.expect(" 324 ").await.ends_with("324 carol &qq +nt"));
+    c.send("MODE &qq b").await;
+    c.expect(" 368 carol &qq ").await;
+    c.send("MODE &qq +o carol").await;
+    c.expect(" 482 carol &qq ").await;
+    c.send("MODE carol").await;
+    c.expect(" 221 carol ").await;
+    c.send("MODE carol +i").await;
+    assert!(c.expect(" MODE carol ").await.ends_with("+i"));
+    c.send("TOPIC &qq").await;
+    assert!(c.expect(" 332 ").await.contains("help"));
+    c.send("TOPIC &qq :mine").await;
+    c.expect(" 482 ").await;
+    c.send("NAMES &qq").await;
+    assert!(c.expect(" 353 ").await.ends_with("= &qq :@qqbot carol"));
+    c.send("LIST").await;
+    c.expect(" 322 carol &qq 2 ").await;
+    c.expect(" 323 ").await;
+    c.send("ISON qqbot nobody carol").await;
+    assert!(c.expect(" 303 ").await.ends_with(":qqbot carol"));
+    c.send("USERHOST qqbot").await;
+    assert!(c.expect(" 302 ").await.contains("qqbot=+qqbot@"));
+    c.send("WHOIS qqbot").await;
+    c.expect(" 311 carol qqbot qqbot ").await;
+    c.expect(" 318 ").await;
+    c.send("FROBNICATE now").await;
+    assert!(c.expect(" 421 ").await.contains("FROBNICATE"));
+    c.send("PRIVMSG").await;
+    c.expect(" 411 ").await;
+    c.send("JOIN #nosuch").await;
+    c.expect(" 403 carol #nosuch ").await;
+    c.send("PART &qq").await;
+    c.expect(" PART &qq").await;
+    c.send("JOIN &qq").await;
+    c.expect(" JOIN &qq").await;
+    c.send("PING :abc").await;
+    assert!(c.expect("PONG").await.ends_with("abc"));
+    c.send("NICK carol2").await;
+    assert!(c.expect(" NICK ").await.ends_with("carol2"));
+    c.send("USER again 0 * :x").await;
+    c.expect(" 462 ").await;
+    c.send("QUIT :bye").await;
+    let last = c.until_closed().await;
+    assert!(last.iter().any(|l| l.contains("ERROR :Closing link")), "{last:?}");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_without_hurting_the_client_or_others() {
+    let rig = Rig::start(test_config()).await;
+    let mut alice = logged_in(&rig, "alice", &[]).await;
+    let mut c = raw_connect(rig.addr()).await;
+    c.send("PRIVMSG qqbot :too early").await;
+    c.expect(" 451 ").await;
+    c.send("NICK 9bad").await;
+    c.expect(" 432 ").await;
+    c.register("mallory").await;
+
+    // 511 bytes plus CR LF is one byte over the limit.
+    let long = format!("PRIVMSG qqbot :{}", "x".repeat(511 - 15));
+    assert_eq!(long.len(), 511);
+    c.send(&long).await;
+    c.expect(" 417 mallory ").await;
+    // Tags get their own, larger budget.
+    let tagged = format!("@+draft/x={} PING :tagged", "y".repeat(4000));
+    c.send(&tagged).await;
+    assert!(c.expect("PONG").await.ends_with("tagged"));
+    // A line far beyond every limit, in one piece.
+    c.send(&"z".repeat(100_000)).await;
+    c.expect(" 417 mallory ").await;
+    // Garbage of all kinds.
+    c.send_bytes(b"\xff\xfe\x00\x01 :\r\n:\r\n@\r\n: x\r\nMODE\r\nCAP FOO\r\n \r\n").await.unwrap();
+    c.send("PING :still here").await;
+    assert!(c.expect("PONG").await.ends_with("still here"));
+
+    // Alice is unaffected.
+    rig.net.message(10001, 10002, "没事").await;
+    assert_eq!(text_of(&alice.wait_for("message", |m| is_privmsg_from(m, "WeiCheng")).await), "没事");
+}
+
+#[tokio::test]
+async fn floods_are_slowed_down_not_dropped() {
+    let mut config = test_config();
+    config.flood_burst = 5;
+    config.flood_lines_per_s = 50.0;
+    let rig = Rig::start(config).await;
+    let mut c = raw_connect(rig.addr()).await;
+    c.register("flooder").await;
+    let burst: String = (0..60).map(|i| format!("PING :n{i}\r\n")).collect();
+    c.send_bytes(burst.as_bytes()).await.unwrap();
+    let mut answered = Vec::new();
+    while answered.len() < 60 {
+        let line = c.expect("PONG").await;
+        answered.push(line.rsplit(' ').next().unwrap_or("").to_owned());
+    }
+    assert_eq!(answered, (0..60).map(|i| format!("n{i}")).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_client_that_stops_answering_ping_is_dropped_and_others_stay() {
+    let mut config = test_config();
+    config.ping_interval_s = 1;
+    config.ping_timeout_s = 1;
+    let rig = Rig::start(config).await;
+    let mut alice = logged_in(&rig, "alice", &[]).await;
+    let mut silent = raw_connect(rig.addr()).await;
+    silent.send("NICK silent").await;
+    silent.send("USER silent 0 * :zzz").await;
+    // Reads everything but never answers.
+    let mut lines = Vec::new();
+    while let Some(line) = silent.next_line().await {
+        lines.push(line);
+    }
+    assert!(lines.iter().any(|l| l.starts_with("PING")), "{lines:?}");
+    assert!(lines.last().is_some_and(|l| l.starts_with("ERROR :Closing link: Ping timeout")), "{lines:?}");
+    // Alice answers PINGs (her client library does) and is still served.
+    rig.net.message(10001, 10002, "还在").await;
+    assert_eq!(text_of(&alice.wait_for("message", |m| is_privmsg_from(m, "WeiCheng")).await), "还在");
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_disconnected_and_others_are_unaffected() {
+    let mut config = test_config();
+    config.send_queue_lines = 32;
+    config.ping_timeout_s = 1;
+    config.flood_burst = 1_000_000;
+    config.flood_lines_per_s = 1_000_000.0;
+    let rig = Rig::start(config).await;
+    let mut alice = logged_in(&rig, "alice", &[]).await;
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let stream = socket.connect(rig.addr()).await.unwrap();
+    let mut stuck = RawClient::new(stream);
+    stuck.register("stuck").await;
+    // Ask for far more than it will ever read: tens of megabytes of replies.
+    let ask: String = "NAMES &qq\r\nLIST\r\nWHO &qq\r\n".repeat(400);
+    for _ in 0..60 {
+        if stuck.send_bytes(ask.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    eventually("only alice left", || rig.gateway.client_count() == 1).await;
+    rig.net.message(10001, 10002, "不受影响").await;
+    assert_eq!(text_of(&alice.wait_for("message", |m| is_privmsg_from(m, "WeiCheng")).await), "不受影响");
+}
+
+#[tokio::test]
+async fn the_server_password_is_required_when_configured() {
+    let mut config = test_config();
+    config.password = Some(qqbridge::secret::Secret::new("letmein"));
+    let rig = Rig::start(config).await;
+    let mut wrong = raw_connect(rig.addr()).await;
+    wrong.send("PASS nope").await;
+    wrong.send("NICK eve").await;
+    wrong.send("USER eve 0 * :Eve").await;
+    let lines = wrong.until_closed().await;
+    assert!(lines.iter().any(|l| l.contains(" 464 ")), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains(" 001 ")), "{lines:?}");
+    let mut right = raw_connect(rig.addr()).await;
+    right.send("PASS letmein").await;
+    right.register("eve").await;
+}
+
+#[tokio::test]
+async fn tls_works_with_a_configured_certificate() {
+    use tokio_rustls::rustls::{self, pki_types::ServerName};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_path = dir.path().join("irc.crt");
+    let key_path = dir.path().join("irc.key");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let mut config = test_config();
+    config.tls = Some(qqbridge::config::GatewayTlsConfig { cert: cert_path, key: key_path });
+    let rig = Rig::start(config).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config));
+    let tcp = tokio::net::TcpStream::connect(rig.addr()).await.unwrap();
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake");
+    let mut c = RawClient::new(tls);
+    c.register("secure").await;
+    c.send("PRIVMSG &qq :login 10001 demo").await;
+    c.expect("logged in to QQ as 10001").await;
+    c.expect(" JOIN &qq").await;
+    // Plain text on the TLS port gets nowhere.
+    let mut plain = raw_connect(rig.addr()).await;
+    plain.send("NICK plain").await;
+    plain.send("USER plain 0 * :p").await;
+    assert!(plain.until_closed().await.iter().all(|l| !l.contains(" 001 ")));
+}
+
+#[tokio::test]
+async fn passwords_never_reach_the_logs_or_the_screen() {
+    const PASSWORD: &str = "Pw-7f3a9c-unique-secret";
+    let rig = Rig::start(test_config()).await;
+    rig.net.set_password(10003, PASSWORD);
+    let mut dave = IrcUser::connect(rig.addr(), "dave").await;
+    greeted(&mut dave).await;
+    dave.raw(&format!("OPER 10003 {PASSWORD}"));
+    assert_eq!(dave.bot_reply("oper").await, "logged in to QQ as 10003 (http11)");
+    dave.say("&qq", &format!("login 10003 {PASSWORD}"));
+    dave.bot_reply("again").await;
+    dave.say("&qq", &format!("login 10003 {PASSWORD}x"));
+    dave.bot_reply("wrong").await;
+    dave.client.send_quit("bye").unwrap();
+    eventually("client gone", || rig.gateway.client_count() == 0).await;
+    let mut back = IrcUser::connect(rig.addr(), "dave").await;
+    back.wait_for("auth request", |m| text_of(m).starts_with("/OPER")).await;
+    back.raw(&format!("OPER 10003 {PASSWORD}"));
+    assert!(back.bot_reply("resumed").await.starts_with("resumed"));
+    back.raw("OPER 10003 wrong-one");
+    back.bot_reply("already").await;
+
+    let logs = captured_logs();
+    assert!(logs.contains("bot command"), "logging is captured");
+    let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(PASSWORD)).collect();
+    assert!(leaks.is_empty(), "a password reached the logs: {leaks:#?}");
+    for user in [&mut dave, &mut back] {
+        let shown: String = user.all().iter().map(|m| m.to_string()).collect();
+        assert!(!shown.contains(PASSWORD), "a password was echoed: {shown}");
+    }
+}
+
+#[tokio::test]
+async fn messages_for_a_client_that_stopped_reading_are_replayed_not_lost() {
+    let mut config = test_config();
+    config.ping_timeout_s = 1;
+    let rig = Rig::start(config).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let mut stuck = RawClient::new(socket.connect(rig.addr()).await.unwrap());
+    stuck.register("bob").await;
+    stuck.send("PRIVMSG &qq :login 10002 demo").await;
+    stuck.expect("logged in to QQ as 10002").await;
+    stuck.expect(" JOIN &qq").await;
+    // Bob stops reading; QQ keeps talking.
+    const COUNT: usize = 300;
+    let filler = "很长的消息".repeat(500);
+    for i in 0..COUNT {
+        rig.net.message(10002, 10001, &format!("#{i} {filler}")).await;
+    }
+    eventually("the stuck client is dropped", || rig.gateway.client_count() == 0).await;
+    // What the bridge handed to the socket before giving up still reaches
+    // the client; the rest must come on reconnect.
+    let number_of = |text: &str| -> Option<usize> { text.strip_prefix('#')?.split(' ').next()?.parse().ok() };
+    let mut received: Vec<usize> = Vec::new();
+    for line in stuck.until_closed().await {
+        if let Some((_, text)) = line.split_once(" PRIVMSG bob :") {
+            received.extend(number_of(text));
+        }
+    }
+    assert!(received.len() < COUNT, "the client was dropped before it could get everything");
+
+    let mut back = IrcUser::connect(rig.addr(), "bob").await;
+    back.wait_for("auth request", |m| text_of(m).starts_with("/OPER")).await;
+    back.raw("OPER 10002 demo");
+    while received.last() != Some(&(COUNT - 1)) {
+        let m = back.wait_for("replayed message", |m| is_privmsg_from(m, "YanShiYongHu")).await;
+        received.extend(number_of(&text_of(&m)));
+    }
+    // In order, each at least once: a message cut off by the drop may
+    // come twice, none is missing.
+    let mut expected = 0;
+    for number in received {
+        assert!(number <= expected, "message {expected} is missing (got {number})");
+        if number == expected {
+            expected += 1;
+        }
+    }
+    assert_eq!(expected, COUNT);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use qqbridge::irc::gateway::wire::{classify, parse_line, Frame, LineReader, MAX_BODY_BYTES, MAX_TAGS_BYTES};
+
+    fn ircish() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("@".to_owned()),
+            Just(":".to_owned()),
+            Just(" ".to_owned()),
+            Just(" :".to_owned()),
+            Just("\r".to_owned()),
+            Just(";".to_owned()),
+            Just("=".to_owned()),
+            Just("\\".to_owned()),
+            Just(",".to_owned()),
+            Just("#".to_owned()),
+            Just("&qq".to_owned()),
+            Just("+".to_owned()),
+            Just("-".to_owned()),
+            prop::sample::select(vec![
+                "PRIVMSG", "NOTICE", "MODE", "CAP", "JOIN", "PART", "WHO", "WHOIS", "NICK", "USER", "PASS", "OPER",
+                "PING", "ISON", "USERHOST", "KICK", "TOPIC", "LIST", "NAMES", "AWAY", "QUIT", "METADATA", "BATCH",
+                "LS", "REQ", "END", "+ov", "-b", "0", "001", "微程",
+            ])
+            .prop_map(str::to_owned),
+            "\\PC{0,6}",
+        ];
+        prop::collection::vec(piece, 0..24).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// The gateway's decoder never panics, on IRC-shaped or arbitrary input.
+        #[test]
+        fn parsing_never_panics(line in prop_oneof![ircish(), "\\PC{0,300}", ".{0,100}"]) {
+            let _ = parse_line(&line);
+        }
+
+        /// irc-proto itself, unguarded, on the lines the gateway hands it
+        /// (no CR, LF or NUL): any panic here would be caught by the guard,
+        /// but none is known.
+        #[test]
+        fn irc_proto_parsing_does_not_panic(line in ircish()) {
+            let line: String = line.chars().filter(|c| !matches!(c, '\r' | '\n' | '\0')).collect();
+            let _ = line.parse::<irc::proto::Message>();
+        }
+
+        /// Framing: whatever bytes arrive, in whatever chunks, every line
+        /// handed on is within the limits and has no line break in it.
+        #[test]
+        fn framing_respects_the_limits(chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..3000), 0..8)) {
+            let bytes: Vec<u8> = chunks.concat();
+            let frames = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+                let mut reader = LineReader::new(&bytes[..]);
+                let mut frames = Vec::new();
+                while let Ok(Some(frame)) = reader.next_frame().await {
+                    frames.push(frame);
+                }
+                frames
+            });
+            for frame in frames {
+                if let Frame::Line(line) = frame {
+                    prop_assert!(!line.is_empty());
+                    prop_assert!(!line.contains(['\r', '\n']));
+                    let (tags, body) = match line.strip_prefix('@') {
+                        Some(_) => line.split_once(' ').map_or((line.len(), 0), |(t, b)| (t.len() + 1, b.len())),
+                        None => (0, line.len()),
+                    };
+                    // Lossy decoding may widen invalid bytes to U+FFFD (3 bytes).
+                    prop_assert!(tags <= MAX_TAGS_BYTES * 3 && body <= MAX_BODY_BYTES * 3);
+                }
+            }
+        }
+
+        #[test]
+        fn classify_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..9000)) {
+            let _ = classify(&bytes);
+        }
+    }
+
+    /// Arbitrary lines sent to a live gateway never take it down: after
+    /// each burst the same connection and a fresh one are still served.
+    #[test]
+    fn a_live_gateway_survives_arbitrary_lines() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let rig = runtime.block_on(Rig::start(test_config()));
+        let addr = rig.addr();
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 24, ..ProptestConfig::default() });
+        runner
+            .run(&prop::collection::vec(prop_oneof![ircish(), "\\PC{0,200}"], 1..20), |lines| {
+                runtime.block_on(async {
+                    let mut c = raw_connect(addr).await;
+                    c.register("fuzzer").await;
+                    for line in &lines {
+                        let clean: String = line.chars().filter(|ch| !matches!(ch, '\r' | '\n')).collect();
+                        if clean.trim_start().to_ascii_uppercase().starts_with("QUIT") {
+                            continue;
+                        }
+                        c.send(&clean).await;
+                    }
+                    c.send("PING :alive").await;
+                    c.expect("alive").await;
+                    c.send("QUIT").await;
+                    c.until_closed().await;
+                    let mut fresh = raw_connect(addr).await;
+                    fresh.register("other").await;
+                    fresh.send("QUIT").await;
+                    fresh.until_closed().await;
+                });
+                Ok(())
+            })
+            .unwrap();
+        drop(rig);
+    }
 }

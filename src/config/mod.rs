@@ -220,6 +220,20 @@ pub struct MatrixConfig {
     pub domain: String,
     #[serde(default)]
     pub appservice: AppserviceConfig,
+    /// Global display name of QQ ghosts; `{nick}` is the QQ nickname (or
+    /// group card, per room) and `{uin}` the QQ number.
+    #[serde(default = "default_displayname_template")]
+    pub displayname_template: String,
+    /// Prefix of bot commands in rooms other than the DM with the bot.
+    #[serde(default = "default_command_prefix")]
+    pub command_prefix: String,
+    /// A QQ account that relays messages of Matrix users who have not
+    /// logged in (prefixed with their display name); none = such messages
+    /// are refused with a notice.
+    #[serde(default)]
+    pub relay: Option<RelayConfig>,
+    #[serde(default)]
+    pub presence: MatrixPresenceConfig,
 }
 
 impl Default for MatrixConfig {
@@ -230,8 +244,55 @@ impl Default for MatrixConfig {
             homeserver_url: default_homeserver_url(),
             domain: default_domain(),
             appservice: AppserviceConfig::default(),
+            displayname_template: default_displayname_template(),
+            command_prefix: default_command_prefix(),
+            relay: None,
+            presence: MatrixPresenceConfig::default(),
         }
     }
+}
+
+fn default_displayname_template() -> String {
+    "{nick} (QQ)".to_owned()
+}
+fn default_command_prefix() -> String {
+    "!qq".to_owned()
+}
+
+/// The relay QQ account (logged in by the bridge itself).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    pub uin: u64,
+    pub password: Secret,
+    /// Defaults to `qq.protocol`.
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+}
+
+/// Presence synchronisation between QQ and Matrix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixPresenceConfig {
+    /// QQ status of buddies -> presence of their ghosts.
+    #[serde(default = "default_true")]
+    pub from_qq: bool,
+    /// The Matrix user's own presence -> their QQ status.
+    #[serde(default = "default_true")]
+    pub to_qq: bool,
+}
+
+impl Default for MatrixPresenceConfig {
+    fn default() -> Self {
+        MatrixPresenceConfig {
+            from_qq: true,
+            to_qq: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_homeserver_url() -> String {
@@ -260,8 +321,22 @@ pub struct AppserviceConfig {
     /// `generate` (or absent) = generated once and kept in the store.
     #[serde(default)]
     pub as_token: Option<Secret>,
+    /// Like `as_token`.
     #[serde(default)]
     pub hs_token: Option<Secret>,
+    /// Base URL under which QQ users can open Matrix media through the
+    /// bridge (`<public_url>/_qqbridge/media/...`, served by the appservice
+    /// listener); none = `url`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Largest appservice transaction body accepted, in bytes.
+    #[serde(default = "default_max_transaction_bytes")]
+    pub max_transaction_bytes: usize,
+}
+
+fn default_max_transaction_bytes() -> usize {
+    // 100 events of at most 64 KiB each, plus JSON framing.
+    8 * 1024 * 1024
 }
 
 impl Default for AppserviceConfig {
@@ -275,6 +350,8 @@ impl Default for AppserviceConfig {
             alias_prefix: default_prefix(),
             as_token: None,
             hs_token: None,
+            public_url: None,
+            max_transaction_bytes: default_max_transaction_bytes(),
         }
     }
 }

@@ -41,10 +41,7 @@ pub(super) fn validate(source: &Source<'_>, config: &Config) -> Result<(), Confi
         ));
     }
     if config.matrix.enabled {
-        return Err(source.error(
-            "matrix.enabled",
-            "the Matrix side is not available in this build yet; set it to false",
-        ));
+        validate_matrix(source, config)?;
     }
     if !config.irc.gateway.enabled && !config.matrix.enabled {
         return Err(source.error(
@@ -84,6 +81,113 @@ pub(super) fn validate(source: &Source<'_>, config: &Config) -> Result<(), Confi
                 format!("{key:?} is not \"*\", a server name or a @user:server id"),
             ));
         }
+    }
+    Ok(())
+}
+
+fn validate_matrix(source: &Source<'_>, config: &Config) -> Result<(), ConfigError> {
+    let matrix = &config.matrix;
+    if !cfg!(feature = "matrix") {
+        return Err(source.error(
+            "matrix.enabled",
+            "this qqbridge was built without the Matrix side (cargo feature \"matrix\"); \
+             set it to false or use a build with it",
+        ));
+    }
+    if matrix.mode == super::MatrixMode::Bot {
+        return Err(source.error(
+            "matrix.mode",
+            "the bot mode is not available in this build yet; use \"appservice\"",
+        ));
+    }
+    let http_url = |key: &str, value: &str| -> Result<reqwest::Url, ConfigError> {
+        let url = reqwest::Url::parse(value)
+            .map_err(|e| source.error(key, format!("not a URL ({e})")))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(source.error(key, "must be an http:// or https:// URL"));
+        }
+        Ok(url)
+    };
+    http_url("matrix.homeserver_url", &matrix.homeserver_url)?;
+    let appservice = &matrix.appservice;
+    http_url("matrix.appservice.url", &appservice.url)?;
+    if let Some(public) = &appservice.public_url {
+        http_url("matrix.appservice.public_url", public)?;
+    }
+    let domain = &matrix.domain;
+    if domain.is_empty()
+        || !domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    {
+        return Err(source.error(
+            "matrix.domain",
+            "must be the homeserver's server name (e.g. example.org)",
+        ));
+    }
+    if appservice.id.is_empty() || appservice.id.chars().any(char::is_whitespace) {
+        return Err(source.error("matrix.appservice.id", "must be a word without spaces"));
+    }
+    let explicit = |t: &Option<crate::secret::Secret>| {
+        t.as_ref()
+            .filter(|t| !t.is_empty() && t.expose() != "generate")
+            .map(|t| t.expose().to_owned())
+    };
+    if let (Some(a), Some(h)) = (explicit(&appservice.as_token), explicit(&appservice.hs_token)) {
+        if a == h {
+            return Err(source.error(
+                "matrix.appservice.hs_token",
+                "must differ from as_token (the homeserver and the bridge prove different things)",
+            ));
+        }
+    }
+    for (key, token) in [
+        ("matrix.appservice.as_token", &appservice.as_token),
+        ("matrix.appservice.hs_token", &appservice.hs_token),
+    ] {
+        if let Some(t) = explicit(token) {
+            if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(source.error(
+                    key,
+                    "must be at least 16 characters without spaces (or \"generate\")",
+                ));
+            }
+        }
+    }
+    if appservice.max_transaction_bytes < 64 * 1024 {
+        return Err(source.error(
+            "matrix.appservice.max_transaction_bytes",
+            "must be at least 65536 (one Matrix event may be 64 KiB)",
+        ));
+    }
+    if !matrix.displayname_template.contains("{nick}")
+        && !matrix.displayname_template.contains("{uin}")
+    {
+        return Err(source.error(
+            "matrix.displayname_template",
+            "must contain {nick} or {uin}, or every ghost would have the same name",
+        ));
+    }
+    let prefix = matrix.command_prefix.trim();
+    if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+        return Err(source.error(
+            "matrix.command_prefix",
+            "must be one word, e.g. !qq",
+        ));
+    }
+    if config.irc.gateway.enabled
+        && config.irc.gateway.listen == appservice.listen
+    {
+        return Err(source.error(
+            "matrix.appservice.listen",
+            "the appservice and the IRC gateway cannot listen on the same address",
+        ));
+    }
+    if config.qq.simulator.enabled && config.qq.simulator.listen == appservice.listen {
+        return Err(source.error(
+            "matrix.appservice.listen",
+            "the appservice and the QQ simulator cannot listen on the same address",
+        ));
     }
     Ok(())
 }

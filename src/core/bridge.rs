@@ -60,6 +60,8 @@ pub(crate) struct UserState {
     pub(crate) pending_login: Option<(Uin, Protocol, crate::secret::Secret)>,
     /// Events of the session a pending captcha login will create.
     pub(crate) pending_events: Option<mpsc::Receiver<QqEvent>>,
+    /// The image of that captcha, until a side shows it.
+    pub(crate) pending_captcha_image: Option<Vec<u8>>,
     pub(crate) contacts: HashMap<Uin, Contact>,
 }
 
@@ -120,8 +122,21 @@ impl BridgeCore {
     }
 
     fn side_of(&self, user: &str) -> Option<Arc<dyn ChatSide>> {
-        let prefix = user.split_once(':').map_or(user, |(p, _)| p);
+        // Matrix users are known by their Matrix id (`@alice:example.org`,
+        // which has a `:` of its own): they belong to the `matrix` side.
+        let prefix = if user.starts_with('@') {
+            "matrix"
+        } else {
+            user.split_once(':').map_or(user, |(p, _)| p)
+        };
         self.sides.read().ok()?.get(prefix).cloned()
+    }
+
+    /// The captcha image of the user's login waiting for a captcha (taken:
+    /// a side shows it once, right after `login` asked for it).
+    pub fn take_captcha_image(&self, user: &str) -> Option<Vec<u8>> {
+        let mut users = self.users.lock().ok()?;
+        users.get_mut(user)?.pending_captcha_image.take()
     }
 
     pub fn permission(&self, user: &str) -> Option<PermissionLevel> {
@@ -308,8 +323,8 @@ impl BridgeCore {
                     state.pending_captcha = Some(pending);
                     state.pending_login = Some((uin, protocol, password));
                     state.pending_events = Some(rx);
+                    state.pending_captcha_image = Some(image);
                 }
-                let _ = image;
                 Ok(
                     "QQ wants a captcha: look at the image and answer with: captcha <code>"
                         .to_owned(),
@@ -703,6 +718,7 @@ fn empty_state() -> UserState {
         pending_captcha: None,
         pending_login: None,
         pending_events: None,
+        pending_captcha_image: None,
         contacts: HashMap::new(),
     }
 }

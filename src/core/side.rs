@@ -96,7 +96,8 @@ pub enum DeliveryError {
 pub trait ChatSide: Send + Sync {
     /// Short name: the prefix of the user ids this side owns, followed by
     /// `:` (e.g. `gateway` owns `gateway:alice`), and the outbox
-    /// destination prefix.
+    /// destination prefix. Matrix user ids (`@alice:example.org`) belong to
+    /// the side named `matrix`.
     fn name(&self) -> &str;
     /// Delivers one event to one of this side's users. Called in order per
     /// user, never concurrently for the same user.

@@ -73,6 +73,50 @@ pub struct MessageLink {
     pub message: String,
 }
 
+/// One event of an accepted appservice transaction, waiting to be processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatrixInbound {
+    pub id: i64,
+    pub txn_id: String,
+    /// `timeline` or `ephemeral`.
+    pub kind: String,
+    /// The event as the homeserver sent it (JSON).
+    pub event: String,
+}
+
+/// A Matrix room the bridge knows (see `src/matrix/portals.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatrixRoom {
+    pub room_id: String,
+    /// `dm`, `group`, `bot` or `other`.
+    pub kind: String,
+    /// The Matrix user the room is for.
+    pub user: UserId,
+    /// The bridge's voice in the room: the DM ghost, or the bridge bot.
+    pub creator: String,
+    /// The user left; nothing is sent there until they come back.
+    pub user_left: bool,
+}
+
+/// A ghost (or the bot) known to be joined to a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatrixMember {
+    pub room_id: String,
+    pub user_id: String,
+    /// The per-room display name set, if any.
+    pub displayname: Option<String>,
+}
+
+/// A Matrix file a QQ user can fetch through the bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatrixMedia {
+    /// Random, unguessable id used in the link.
+    pub id: String,
+    pub mxc: String,
+    pub name: String,
+    pub mimetype: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -146,6 +190,57 @@ pub trait Store: Send + Sync {
     async fn pending(&self, destination: &str, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
     async fn complete(&self, id: i64) -> Result<(), StoreError>;
     async fn record_attempt(&self, id: i64, error: &str) -> Result<(), StoreError>;
+
+    /// Destinations with pending items whose name starts with `prefix`
+    /// (so a side can restart its own delivery workers after a restart).
+    async fn outbox_destinations(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    // ---- Matrix appservice
+    /// Accepts an appservice transaction: records `txn_id` and queues its
+    /// events `(kind, json)` in one database transaction. Returns false (and
+    /// queues nothing) when the transaction id was accepted before.
+    async fn matrix_accept_transaction(
+        &self,
+        txn_id: &str,
+        events: &[(String, String)],
+    ) -> Result<bool, StoreError>;
+    /// The oldest unprocessed transaction events, in arrival order.
+    async fn matrix_inbound(&self, limit: u32) -> Result<Vec<MatrixInbound>, StoreError>;
+    /// Removes a processed event from the queue.
+    async fn matrix_inbound_done(&self, id: i64) -> Result<(), StoreError>;
+    /// The global display name of a registered ghost (`Some(None)`:
+    /// registered without one); `None` if not registered yet.
+    async fn matrix_ghost(&self, user_id: &str) -> Result<Option<Option<String>>, StoreError>;
+    async fn save_matrix_ghost(
+        &self,
+        user_id: &str,
+        displayname: Option<&str>,
+    ) -> Result<(), StoreError>;
+    async fn matrix_room(&self, room_id: &str) -> Result<Option<MatrixRoom>, StoreError>;
+    async fn save_matrix_room(&self, room: &MatrixRoom) -> Result<(), StoreError>;
+    /// Rooms of `user` of one kind, oldest first.
+    async fn matrix_rooms_of(&self, user: &str, kind: &str) -> Result<Vec<MatrixRoom>, StoreError>;
+    /// Rooms whose bridge voice is `creator`, of one kind.
+    async fn matrix_rooms_by_creator(
+        &self,
+        creator: &str,
+        kind: &str,
+    ) -> Result<Vec<MatrixRoom>, StoreError>;
+    async fn matrix_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<Option<MatrixMember>, StoreError>;
+    async fn save_matrix_member(&self, member: &MatrixMember) -> Result<(), StoreError>;
+    /// Forgets memberships: of one user in one room, or (room `None`) of
+    /// the user everywhere (after a global profile change).
+    async fn delete_matrix_members(
+        &self,
+        room_id: Option<&str>,
+        user_id: &str,
+    ) -> Result<(), StoreError>;
+    async fn save_matrix_media(&self, media: &MatrixMedia) -> Result<(), StoreError>;
+    async fn matrix_media(&self, id: &str) -> Result<Option<MatrixMedia>, StoreError>;
 
     // ---- small settings (generated tokens, schema facts)
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;

@@ -6,7 +6,8 @@
 //! operation runs on tokio's blocking pool behind a mutex; the async runtime
 //! never waits on disk.
 
-mod casemap;
+
+mod matrix;
 mod migrations;
 mod puppets;
 mod rows;
@@ -21,10 +22,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, Connection};
 
-use super::{MessageLink, OutboxItem, Portal, QqLogin, Store, StoreError};
+use super::{
+    MatrixInbound, MatrixMedia, MatrixMember, MatrixRoom, MessageLink, OutboxItem, Portal,
+    QqLogin, Store, StoreError,
+};
 use crate::core::model::{ChatId, Uin};
 
-pub use casemap::fold_name;
+/// Puppet names are unique under IRC rfc1459 casemapping (`Foo`/`foo`,
+/// `[a]`/`{a}`), the way IRC servers compare nicks.
+pub(crate) use crate::core::text::irc_lowercase as fold_name;
 use rows::{
     db, decode_link, decode_login, decode_outbox, decode_portal, link_row, login_row, outbox_row,
     portal_row, query_all, query_opt, same, single, truncate_chars, uin_from_sql, uin_to_sql,
@@ -528,6 +534,132 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn outbox_destinations(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = prefix.to_owned();
+        self.run("list outbox destinations", move |c| {
+            matrix::outbox_destinations(c, &prefix)
+        })
+        .await
+    }
+
+    // ---- Matrix appservice
+
+    async fn matrix_accept_transaction(
+        &self,
+        txn_id: &str,
+        events: &[(String, String)],
+    ) -> Result<bool, StoreError> {
+        let (txn_id, events) = (txn_id.to_owned(), events.to_vec());
+        self.run("accept appservice transaction", move |c| {
+            matrix::accept_transaction(c, &txn_id, &events)
+        })
+        .await
+    }
+
+    async fn matrix_inbound(&self, limit: u32) -> Result<Vec<MatrixInbound>, StoreError> {
+        self.run("list appservice events", move |c| matrix::inbound(c, limit))
+            .await
+    }
+
+    async fn matrix_inbound_done(&self, id: i64) -> Result<(), StoreError> {
+        self.run("complete appservice event", move |c| {
+            matrix::inbound_done(c, id)
+        })
+        .await
+    }
+
+    async fn matrix_ghost(&self, user_id: &str) -> Result<Option<Option<String>>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.run("look up ghost", move |c| matrix::ghost(c, &user_id))
+            .await
+    }
+
+    async fn save_matrix_ghost(
+        &self,
+        user_id: &str,
+        displayname: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (user_id, displayname) = (user_id.to_owned(), displayname.map(str::to_owned));
+        self.run("save ghost", move |c| {
+            matrix::save_ghost(c, &user_id, displayname.as_deref())
+        })
+        .await
+    }
+
+    async fn matrix_room(&self, room_id: &str) -> Result<Option<MatrixRoom>, StoreError> {
+        let room_id = room_id.to_owned();
+        self.run("look up room", move |c| matrix::room(c, &room_id))
+            .await
+    }
+
+    async fn save_matrix_room(&self, room: &MatrixRoom) -> Result<(), StoreError> {
+        let room = room.clone();
+        self.run("save room", move |c| matrix::save_room(c, &room))
+            .await
+    }
+
+    async fn matrix_rooms_of(&self, user: &str, kind: &str) -> Result<Vec<MatrixRoom>, StoreError> {
+        let (user, kind) = (user.to_owned(), kind.to_owned());
+        self.run("list rooms of user", move |c| {
+            matrix::rooms_of(c, &user, &kind)
+        })
+        .await
+    }
+
+    async fn matrix_rooms_by_creator(
+        &self,
+        creator: &str,
+        kind: &str,
+    ) -> Result<Vec<MatrixRoom>, StoreError> {
+        let (creator, kind) = (creator.to_owned(), kind.to_owned());
+        self.run("list rooms by creator", move |c| {
+            matrix::rooms_by_creator(c, &creator, &kind)
+        })
+        .await
+    }
+
+    async fn matrix_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<Option<MatrixMember>, StoreError> {
+        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+        self.run("look up room member", move |c| {
+            matrix::member(c, &room_id, &user_id)
+        })
+        .await
+    }
+
+    async fn save_matrix_member(&self, member: &MatrixMember) -> Result<(), StoreError> {
+        let member = member.clone();
+        self.run("save room member", move |c| matrix::save_member(c, &member))
+            .await
+    }
+
+    async fn delete_matrix_members(
+        &self,
+        room_id: Option<&str>,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
+        let (room_id, user_id) = (room_id.map(str::to_owned), user_id.to_owned());
+        self.run("forget room members", move |c| {
+            matrix::delete_members(c, room_id.as_deref(), &user_id)
+        })
+        .await
+    }
+
+    async fn save_matrix_media(&self, media: &MatrixMedia) -> Result<(), StoreError> {
+        let media = media.clone();
+        self.run("save media link", move |c| matrix::save_media(c, &media))
+            .await
+    }
+
+    async fn matrix_media(&self, id: &str) -> Result<Option<MatrixMedia>, StoreError> {
+        let id = id.to_owned();
+        self.run("look up media link", move |c| matrix::media(c, &id))
+            .await
     }
 
     // ---- settings

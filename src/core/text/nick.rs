@@ -165,6 +165,17 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn rfc1459_lowercase_folds_letters_and_brackets_only() {
+        assert_eq!(irc_lowercase("FooBAR"), "foobar");
+        assert_eq!(irc_lowercase("[A]"), irc_lowercase("{a}"));
+        assert_eq!(irc_lowercase(r"x\y~z"), "x|y^z");
+        for name in ["{a}|^", "qq_10001", "小明", "Ä", "a-b_c`"] {
+            assert_eq!(irc_lowercase(&irc_lowercase(name)), irc_lowercase(name));
+        }
+        assert_eq!(irc_lowercase("小明Ä"), "小明Ä");
+    }
+
+    #[test]
     fn chinese_nicks_become_capitalised_pinyin() {
         assert_eq!(irc_nick_from_qq_nick("微程", 30), "WeiCheng");
         assert_eq!(irc_nick_from_qq_nick("Hackfan 好", 30), "HackfanHao");

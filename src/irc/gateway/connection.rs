@@ -56,7 +56,6 @@ pub(crate) struct ClientInfo {
 /// The shareable half of a connection: its write queue and its state.
 pub(crate) struct ClientLink {
     pub id: u64,
-    pub peer: SocketAddr,
     out: mpsc::Sender<Outbound>,
     close_tx: watch::Sender<Option<String>>,
     info: Mutex<ClientInfo>,
@@ -277,7 +276,6 @@ where
     let id = gw.next_client_id();
     let link = Arc::new(ClientLink {
         id,
-        peer,
         out: out_tx,
         close_tx,
         info: Mutex::new(ClientInfo {

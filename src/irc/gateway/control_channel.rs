@@ -399,7 +399,9 @@ impl Worker {
                         .await
                         .unwrap_or_else(|_| vec!["profile: the QQ server did not answer in time".to_owned()]);
                         let nick_now = self.gw.view(&user).lock().await.nick_of(uin).unwrap_or(nick).to_owned();
-                        for line in profile {
+                        // The first line repeats "<uin>: <nick>", already in 311.
+                        let heading = format!("{uin}: ");
+                        for line in profile.iter().filter(|l| !l.starts_with(&heading)) {
                             out.push(n.reply(super::numerics::RPL_WHOISSPECIAL, &[&nick_now, line.trim()]));
                         }
                     }

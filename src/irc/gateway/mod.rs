@@ -131,13 +131,15 @@ impl GatewayHandle {
     /// How a person connects, for the startup banner.
     pub fn connect_hint(&self) -> String {
         let addr = self.local_addr;
-        let tls = if self.tls { " -tls" } else { "" };
+        let client = if self.tls {
+            format!("in irssi: /connect -tls {} {}", addr.ip(), addr.port())
+        } else {
+            format!("irssi -c {} -p {}", addr.ip(), addr.port())
+        };
         format!(
-            "IRC gateway listening on {addr}{}: connect an IRC client, e.g. `irssi -c {} -p {}{tls}`, \
-             then type `login <qq number> <password>` in {CONTROL_CHANNEL} (or /OPER <qq number> <password>)",
+            "IRC gateway listening on {addr}{}: connect an IRC client ({client}), \
+             then /OPER <qq number> <password> (or type login <qq number> <password> in {CONTROL_CHANNEL})",
             if self.tls { " (TLS)" } else { "" },
-            addr.ip(),
-            addr.port()
         )
     }
 

@@ -28,7 +28,6 @@ pub const RPL_LIST: u16 = 322;
 pub const RPL_LISTEND: u16 = 323;
 pub const RPL_CHANNELMODEIS: u16 = 324;
 pub const RPL_CREATIONTIME: u16 = 329;
-pub const RPL_NOTOPIC: u16 = 331;
 pub const RPL_TOPIC: u16 = 332;
 pub const RPL_TOPICWHOTIME: u16 = 333;
 pub const RPL_VERSION: u16 = 351;

@@ -100,10 +100,6 @@ impl Gateway {
         self.registry().clients.len()
     }
 
-    pub fn all_links(&self) -> Vec<Arc<ClientLink>> {
-        self.registry().clients.values().cloned().collect()
-    }
-
     /// Gives `nick` to client `id` (releasing the nick it had). A nick is
     /// taken when another client has it as its nick or as its identity.
     pub fn claim_nick(&self, id: u64, nick: &str) -> Result<(), NickRefused> {

@@ -5,6 +5,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use irc::proto::error::ProtocolError;
 use irc::proto::{Command, Message};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -123,6 +124,7 @@ pub fn classify(line: &[u8]) -> Frame {
 pub struct ParseFailure {
     /// The command word, upper-cased (at most 32 characters), when there is one.
     pub verb: Option<String>,
+    /// Why, without the line's content.
     pub reason: String,
 }
 
@@ -138,10 +140,24 @@ pub fn parse_line(line: &str) -> Result<Message, ParseFailure> {
         });
     }
     match catch_unwind(AssertUnwindSafe(|| line.parse::<Message>())) {
-        Ok(Ok(message)) => Ok(message),
-        Ok(Err(e)) => Err(ParseFailure {
+        Ok(Ok(mut message)) => {
+            // irc-proto 1.1 parses ISON into Command::USERHOST.
+            if verb.as_deref() == Some("ISON") {
+                if let Command::USERHOST(nicks) = message.command {
+                    message.command = Command::ISON(nicks);
+                }
+            }
+            Ok(message)
+        }
+        // The error's own text quotes the whole line (which may hold a
+        // password): keep only why it failed.
+        Ok(Err(ProtocolError::InvalidMessage { cause, .. })) => Err(ParseFailure {
             verb,
-            reason: e.to_string().chars().take(200).collect(),
+            reason: cause.to_string().chars().take(200).collect(),
+        }),
+        Ok(Err(_)) => Err(ParseFailure {
+            verb,
+            reason: "unparsable line".to_owned(),
         }),
         Err(_) => Err(ParseFailure {
             verb,
@@ -235,6 +251,8 @@ mod tests {
     #[test]
     fn parse_reports_the_verb() {
         assert!(parse_line("NICK bob").is_ok());
-        assert_eq!(parse_line("FOO\0").unwrap_err().verb.as_deref(), Some("FOO\0"));
+        let failure = parse_line("MODE #x +\0 secret").unwrap_err();
+        assert_eq!(failure.verb.as_deref(), Some("MODE"));
+        assert!(!failure.reason.contains("secret"));
     }
 }

@@ -11,10 +11,15 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::codec::{InfoReply, ListReply, Params, QueryStatReply, ReplyBody};
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::codec::{InfoReply, ListReply, OnlineFriend, Params, QueryStatReply, ReplyBody};
 use super::link::{presence_for, unexpected, SessionLink};
 use crate::core::model::{Contact, Presence, Uin};
 use crate::qq::QqError;
+
+/// GetInfo requests in flight at once while reading the buddy list.
+const PARALLEL_GETINFO: usize = 4;
 
 /// What the server told about someone's name and avatar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,25 +119,40 @@ impl ContactBook {
             other => return Err(unexpected("Query_Stat", &other)),
         };
         let own = link.uin();
-        let mut contacts = Vec::with_capacity(friends.len());
-        for uin in friends.into_iter().map(Uin) {
-            let entry = online.iter().find(|o| Uin(o.uin) == uin);
-            let identity = match entry {
-                Some(entry) => Identity {
-                    nick: entry.nick.clone(),
-                    face: entry.face,
-                },
-                None => self.identity_or_fetch(link, uin).await?,
-            };
-            contacts.push(Contact {
-                uin,
+        let online_by_uin: HashMap<Uin, &OnlineFriend> =
+            online.iter().map(|o| (Uin(o.uin), o)).collect();
+        let friends: Vec<Uin> = friends.into_iter().map(Uin).collect();
+        // Offline friends need one GetInfo each: a few at a time, so a
+        // first login with hundreds of friends does not take minutes.
+        let identities: Vec<Identity> = stream::iter(friends.iter().copied().map(|uin| {
+            let listed = online_by_uin.get(&uin).map(|entry| Identity {
+                nick: entry.nick.clone(),
+                face: entry.face,
+            });
+            async move {
+                match listed {
+                    Some(identity) => Ok(identity),
+                    None => self.identity_or_fetch(link, uin).await,
+                }
+            }
+        }))
+        .buffered(PARALLEL_GETINFO)
+        .try_collect()
+        .await?;
+        let contacts: Vec<Contact> = friends
+            .iter()
+            .zip(identities)
+            .map(|(uin, identity)| Contact {
+                uin: *uin,
                 nick: identity.nick,
                 mark_name: None,
-                presence: entry.map_or(Presence::Offline, |e| presence_for(e.status)),
+                presence: online_by_uin
+                    .get(uin)
+                    .map_or(Presence::Offline, |e| presence_for(e.status)),
                 face: identity.face,
                 category: None,
-            });
-        }
+            })
+            .collect();
         self.with(|b| {
             for entry in &online {
                 let identity = Identity {

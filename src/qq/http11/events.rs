@@ -2,16 +2,19 @@
 //! sent exactly once and nothing follows it, and an outage produces one
 //! `Reconnecting` (however many attempts fail) and one `Reconnected`.
 //!
-//! Emission is serialised by one lock so that an event being sent by the
-//! poller cannot overtake the `SessionEnded` sent by `logout`.
+//! Each emission first reserves room in the channel (the only wait), then
+//! decides and sends under a short synchronous lock. So an event being sent
+//! by the poller cannot overtake the `SessionEnded` sent by `logout`, and no
+//! lock is ever held while waiting for a slow consumer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 
 use crate::qq::{EndReason, QqEvent};
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct SinkState {
     ended: bool,
     degraded: bool,
@@ -22,7 +25,7 @@ struct SinkState {
 pub(crate) struct EventSink {
     tx: mpsc::Sender<QqEvent>,
     state: Mutex<SinkState>,
-    /// Mirror of `state.ended`, readable without waiting for the lock.
+    /// Mirror of `state.ended`, readable without the lock.
     ended: AtomicBool,
 }
 
@@ -44,59 +47,92 @@ impl EventSink {
         self.tx.is_closed()
     }
 
+    fn state(&self) -> MutexGuard<'_, SinkState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sends what `decide` returns, if anything. `decide` runs under the
+    /// lock and may update the state; it is asked once before waiting for
+    /// room (to skip the wait when there is nothing to send) and once again
+    /// after, since another task may have changed the state meanwhile.
+    async fn send_if(&self, decide: impl Fn(&mut SinkState) -> Option<QqEvent>) -> bool {
+        let mut probe = self.state().clone();
+        if decide(&mut probe).is_none() {
+            return false;
+        }
+        let permit = self.tx.reserve().await.ok();
+        let mut state = self.state();
+        let Some(event) = decide(&mut state) else {
+            return false;
+        };
+        self.ended.store(state.ended, Ordering::Release);
+        match permit {
+            Some(permit) => permit.send(event),
+            None => tracing::debug!("nobody listens to this session's events any more"),
+        }
+        true
+    }
+
     /// Sends an event unless the session has ended.
     pub async fn emit(&self, event: QqEvent) {
-        let state = self.state.lock().await;
-        if !state.ended {
-            self.deliver(event).await;
-        }
+        self.send_if(|state| (!state.ended).then(|| event.clone()))
+            .await;
     }
 
     /// Notes trouble reaching the server; emits `Reconnecting` only for the
     /// first failure of an outage.
     pub async fn degraded(&self, reason: &str) {
-        let mut state = self.state.lock().await;
-        if state.ended || state.degraded {
-            return;
+        let sent = self
+            .send_if(|state| {
+                if state.ended || state.degraded {
+                    return None;
+                }
+                state.degraded = true;
+                Some(QqEvent::Reconnecting {
+                    reason: reason.to_owned(),
+                })
+            })
+            .await;
+        if sent {
+            tracing::info!(%reason, "QQ connection degraded");
         }
-        state.degraded = true;
-        tracing::info!(%reason, "QQ connection degraded");
-        self.deliver(QqEvent::Reconnecting {
-            reason: reason.to_owned(),
-        })
-        .await;
     }
 
     /// Notes that a request went through; emits `Reconnected` if an outage
     /// was in progress.
     pub async fn recovered(&self) {
-        let mut state = self.state.lock().await;
-        if state.ended || !state.degraded {
-            return;
+        let sent = self
+            .send_if(|state| {
+                if state.ended || !state.degraded {
+                    return None;
+                }
+                state.degraded = false;
+                Some(QqEvent::Reconnected)
+            })
+            .await;
+        if sent {
+            tracing::info!("QQ connection restored");
         }
-        state.degraded = false;
-        tracing::info!("QQ connection restored");
-        self.deliver(QqEvent::Reconnected).await;
     }
 
     /// Sends `SessionEnded` if it was not sent yet; returns whether this
     /// call sent it.
     pub async fn end(&self, reason: EndReason) -> bool {
-        let mut state = self.state.lock().await;
-        if state.ended {
-            return false;
+        let sent = self
+            .send_if(|state| {
+                if state.ended {
+                    return None;
+                }
+                state.ended = true;
+                Some(QqEvent::SessionEnded(reason.clone()))
+            })
+            .await;
+        if sent {
+            tracing::info!(?reason, "QQ session ended");
         }
-        state.ended = true;
-        self.ended.store(true, Ordering::Release);
-        tracing::info!(?reason, "QQ session ended");
-        self.deliver(QqEvent::SessionEnded(reason)).await;
-        true
-    }
-
-    async fn deliver(&self, event: QqEvent) {
-        if self.tx.send(event).await.is_err() {
-            tracing::debug!("nobody listens to this session's events any more");
-        }
+        sent
     }
 }
 

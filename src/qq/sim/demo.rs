@@ -2,11 +2,18 @@
 //! accounts (10001–10004, password `demo`) who are all friends of each
 //! other. 10001 is the bridge user's account; 10002 (微程) and 10003
 //! (Hackfan 好) carry the profiles of the two seed authors' samples; 10004
-//! (小企鹅) is an echo bot. `examples/scenario.demo.yaml` is the same data.
+//! (小企鹅) is an echo bot. All four are in group 20001 (QQ 桥测试群), where
+//! Hackfan chats now and then. `examples/scenario.demo.yaml` is the same
+//! data.
+
+use std::collections::BTreeMap;
 
 use super::account::{AddPolicy, Presence, Profile};
 use super::quirks::Quirks;
-use super::scenario::{AccountSpec, Scenario, ScenarioPassword, ScriptSpec};
+use super::scenario::{
+    AccountSpec, CategorySpec, GroupChatter, GroupSpec, Scenario, ScenarioPassword, ScriptSpec,
+};
+use super::webqq::WebqqQuirks;
 use crate::qq::http11::codec::{BloodType, Constellation, Gender, Zodiac};
 
 fn account(uin: u64, nick: &str, face: u32, presence: Presence, profile: Profile) -> AccountSpec {
@@ -19,6 +26,9 @@ fn account(uin: u64, nick: &str, face: u32, presence: Presence, profile: Profile
         presence,
         profile,
         script: ScriptSpec::default(),
+        captcha: None,
+        categories: Vec::new(),
+        marknames: BTreeMap::new(),
     }
 }
 
@@ -41,7 +51,39 @@ fn bridge_user() -> AccountSpec {
         zodiac: Zodiac::Ox,
         ..Profile::default()
     };
-    account(10001, "演示用户", 0, Presence::Offline, profile)
+    let mut spec = account(10001, "演示用户", 0, Presence::Offline, profile);
+    // WebQQ shows friend categories and marknames.
+    spec.categories = vec![CategorySpec {
+        index: 1,
+        name: text("网友"),
+        friends: vec![10002, 10003],
+    }];
+    spec.marknames = BTreeMap::from([(10003, text("老胡"))]);
+    spec
+}
+
+/// The demo group: everybody, with cards, and Hackfan chatting.
+fn bridge_group() -> GroupSpec {
+    GroupSpec {
+        number: 20001,
+        name: text("QQ 桥测试群"),
+        memo: text("欢迎来到 qqbridge 的测试群。"),
+        owner: Some(10001),
+        members: vec![10001, 10002, 10003, 10004],
+        cards: BTreeMap::from([
+            (10002, text("微程 (管理员)")),
+            (10003, text("胡吉阳")),
+        ]),
+        chatter: Some(GroupChatter {
+            from: 10003,
+            every_s: 300.0,
+            lines: vec![
+                text("大家好 /微笑"),
+                text("有人在用 WebQQ 吗？"),
+                text("HTTP QQ 1.1 的朋友看不到群消息哦。"),
+            ],
+        }),
+    }
 }
 
 /// \[003\]'s GetInfo sample (微程), completed for a detailed reply.
@@ -138,5 +180,7 @@ pub fn demo_scenario() -> Scenario {
             [10002, 10004],
             [10003, 10004],
         ],
+        groups: vec![bridge_group()],
+        webqq: WebqqQuirks::default(),
     }
 }

@@ -46,6 +46,12 @@ pub enum EventKind {
     FriendAccepted { text: String },
     /// The sender refused our friend request.
     FriendRefused { text: String },
+    /// The sender wrote to `group`, of which the recipient is a member.
+    /// Only WebQQ shows these: HTTP QQ 1.1 has no groups.
+    GroupMessage { group: u64, text: String },
+    /// A temporary-session message from someone who shares `group` with
+    /// the recipient (WebQQ's `sess_message`; a plain message elsewhere).
+    SessionMessage { group: u64, text: String },
 }
 
 /// One delivered event.
@@ -72,14 +78,27 @@ pub(crate) struct Mailbox {
 impl Mailbox {
     /// Queues and logs an event and wakes anyone waiting for one.
     pub fn deliver(&mut self, event: Event) {
-        if self.received.len() == MAX_RECEIVED_LOG {
-            self.received.pop_front();
-        }
-        self.received.push_back(event.clone());
+        self.log_only(event.clone());
         if self.pending.len() == MAX_PENDING {
             self.pending.pop_front();
         }
         self.pending.push_back(event);
+        self.notify.notify_waiters();
+    }
+
+    /// Logs an event as received without queueing it: it happened, but no
+    /// client of the account can be shown it (a group message while the
+    /// account has no WebQQ session).
+    pub fn log_only(&mut self, event: Event) {
+        if self.received.len() == MAX_RECEIVED_LOG {
+            self.received.pop_front();
+        }
+        self.received.push_back(event);
+    }
+
+    /// Wakes whoever waits for events without delivering one, so a
+    /// long-poll re-checks its session (replaced, logged out, expired).
+    pub fn wake(&self) {
         self.notify.notify_waiters();
     }
 

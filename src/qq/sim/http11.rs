@@ -122,10 +122,15 @@ fn info_extras(account: &Account) -> InfoExtras {
     }
 }
 
-fn msg_entry(event: Event) -> MsgEntry {
+/// The GetMsgEx entry of an event; `None` for group messages, which HTTP
+/// QQ 1.1 has no way to show (a temporary-session message is just a
+/// message here).
+fn msg_entry(event: Event) -> Option<MsgEntry> {
     let from = event.from;
-    match event.kind {
-        EventKind::Message { text } => MsgEntry::User { from, text },
+    Some(match event.kind {
+        EventKind::Message { text } | EventKind::SessionMessage { text, .. } => {
+            MsgEntry::User { from, text }
+        }
         EventKind::Status { presence } => MsgEntry::Status {
             from,
             status: seen_status(presence),
@@ -133,7 +138,8 @@ fn msg_entry(event: Event) -> MsgEntry {
         EventKind::FriendRequest { text } => MsgEntry::FriendRequest { from, text },
         EventKind::FriendAccepted { text } => MsgEntry::Accepted { from, text },
         EventKind::FriendRefused { text } => MsgEntry::Refused { from, text },
-    }
+        EventKind::GroupMessage { .. } => return None,
+    })
 }
 
 /// An upper bound of an event's size in a GetMsgEx reply (escaping can
@@ -143,7 +149,9 @@ fn encoded_size_bound(event: &Event) -> usize {
         EventKind::Message { text }
         | EventKind::FriendRequest { text }
         | EventKind::FriendAccepted { text }
-        | EventKind::FriendRefused { text } => text.len(),
+        | EventKind::FriendRefused { text }
+        | EventKind::GroupMessage { text, .. }
+        | EventKind::SessionMessage { text, .. } => text.len(),
         EventKind::Status { .. } => 3,
     };
     32 + 5 * text_len
@@ -435,7 +443,7 @@ impl Http11Service {
             count += 1;
             true
         });
-        events.into_iter().map(msg_entry).collect()
+        events.into_iter().filter_map(msg_entry).collect()
     }
 
     fn send(&self, uin: u64, to: u64, text: &str) -> Answer {

@@ -1,11 +1,11 @@
 //! A faithful simulator of Tencent's QQ servers, so the bridge can be run
 //! and tested now that the real ones are gone.
 //!
-//! One protocol-neutral [`World`] (accounts, friends, presence, events,
-//! sessions) is served by protocol front ends on one TCP port (HTTP QQ 1.1
-//! today, at `POST /`; WebQQ paths can be added as further [`http::Route`]s)
-//! and driven by tests through a JSON control API on a separate,
-//! loopback-only port (see [`control`]).
+//! One protocol-neutral [`World`] (accounts, friends, groups, presence,
+//! events, sessions) is served by protocol front ends on one TCP port (HTTP
+//! QQ 1.1 at `POST /`, WebQQ at the paths of its hosts, see [`webqq`]) and
+//! driven by tests through a JSON control API on a separate, loopback-only
+//! port (see [`control`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), qqbridge::qq::sim::SimError> {
@@ -31,6 +31,7 @@ pub mod session;
 mod shutdown;
 mod throttle;
 pub mod timing;
+pub mod webqq;
 pub mod world;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -51,6 +52,7 @@ use self::control::ControlService;
 use self::http::{HttpLimits, Router};
 use self::http11::Http11Service;
 use self::shutdown::Shutdown;
+use self::webqq::WebqqService;
 
 /// How to run a simulator.
 #[derive(Debug, Clone)]
@@ -107,7 +109,8 @@ pub struct SimHandle {
 }
 
 impl SimHandle {
-    /// Where HTTP QQ clients connect.
+    /// Where HTTP QQ 1.1 and WebQQ clients connect (WebQQ's base URL is
+    /// `http://<this address>`).
     pub fn protocol_addr(&self) -> SocketAddr {
         self.protocol_addr
     }
@@ -170,6 +173,12 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         &config.scenario.friendships,
         idle_timeout,
     ));
+    for group in config.scenario.world_groups() {
+        world.add_group(group);
+    }
+    for (uin, book) in config.scenario.contact_books() {
+        world.set_contact_book(uin, book);
+    }
 
     let protocol = bind("protocol port", config.listen).await?;
     let control = bind("control API", config.control_listen).await?;
@@ -183,7 +192,13 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
 
     let (shutdown, signal) = Shutdown::new();
     let http11 = Arc::new(Http11Service::new(Arc::clone(&world), quirks, scale));
-    let protocol_router = Arc::new(Router::new().with(http11));
+    let webqq = Arc::new(WebqqService::new(
+        Arc::clone(&world),
+        config.scenario.webqq.clone(),
+        config.scenario.captchas(),
+        scale,
+    ));
+    let protocol_router = Arc::new(Router::new().with(http11).with(webqq));
     let control_router =
         Arc::new(Router::new().with(Arc::new(ControlService::new(Arc::clone(&world)))));
 
@@ -207,6 +222,12 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     tasks.extend(scripts::spawn_status_cycles(
         &world,
         config.scenario.status_cycles(),
+        scale,
+        &signal,
+    ));
+    tasks.extend(scripts::spawn_group_chatter(
+        &world,
+        config.scenario.group_chatter(),
         scale,
         &signal,
     ));

@@ -1,7 +1,8 @@
 //! The YAML scenario a simulator starts from: accounts (one by one or as
-//! numbered ranges for load tests), mutual friendships, scripted accounts,
-//! the quirk flags and the time scale. Unknown keys are errors, and every
-//! validation problem names the account, friendship or flag concerned.
+//! numbered ranges for load tests), mutual friendships, groups, scripted
+//! accounts, the quirk flags of both protocols and the time scale. Unknown
+//! keys are errors, and every validation problem names the account,
+//! friendship, group or flag concerned.
 //!
 //! ```yaml
 //! time_scale: 1.0            # multiplies every protocol delay and timeout
@@ -19,9 +20,11 @@
 //!   - { first_uin: 200000, count: 10000, password: load, nick_prefix: "load" }
 //! friendships:
 //!   - [10001, 10002]         # mutual, in the order they were made
+//! webqq: { captcha_policy: never, poll_hold_s: 55 }   # webqq.md §10
+//! groups: []                 # see the `groups` submodule
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -30,8 +33,13 @@ use serde::{Deserialize, Serialize};
 use super::account::{Account, AddPolicy, Presence, Profile};
 use super::quirks::Quirks;
 use super::timing::TimeScale;
-use super::world::{AccountSeed, MAX_FRIENDS};
+use super::webqq::WebqqQuirks;
+use super::world::{AccountSeed, ContactBook, Group, MAX_FRIENDS};
 use crate::qq::http11::codec::PasswordHash;
+
+mod groups;
+
+pub use groups::{CategorySpec, GroupChatter, GroupSpec};
 
 /// Lowest legal QQ number: the server answers `RES=5` below it.
 pub const MIN_UIN: u64 = 10000;
@@ -55,6 +63,12 @@ pub struct Scenario {
     /// Mutual friendships, in the order they were made.
     #[serde(default)]
     pub friendships: Vec<[u64; 2]>,
+    /// Groups (only WebQQ shows them).
+    #[serde(default)]
+    pub groups: Vec<GroupSpec>,
+    /// The WebQQ flags of webqq.md §10.
+    #[serde(default)]
+    pub webqq: WebqqQuirks,
 }
 
 fn real_time() -> f64 {
@@ -89,6 +103,15 @@ pub struct AccountSpec {
     pub profile: Profile,
     #[serde(default)]
     pub script: ScriptSpec,
+    /// A WebQQ login of this account always needs this captcha code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captcha: Option<String>,
+    /// Friend categories besides the default one (WebQQ).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<CategorySpec>,
+    /// Private names for friends (WebQQ).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub marknames: BTreeMap<u64, String>,
 }
 
 /// What a scripted account does by itself.
@@ -168,6 +191,8 @@ impl Scenario {
             accounts: Vec::new(),
             account_ranges: Vec::new(),
             friendships: Vec::new(),
+            groups: Vec::new(),
+            webqq: WebqqQuirks::default(),
         }
     }
 
@@ -181,8 +206,10 @@ impl Scenario {
             ));
         }
         problems.extend(self.quirks.problems());
+        problems.extend(self.webqq.problems());
         let known = self.check_accounts(&mut problems);
         self.check_friendships(&known, &mut problems);
+        self.check_groups(&known, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -257,6 +284,19 @@ impl Scenario {
         known
     }
 
+    fn check_groups(&self, known: &HashMap<u64, usize>, problems: &mut Vec<String>) {
+        let mut numbers = std::collections::HashSet::new();
+        for group in &self.groups {
+            if !numbers.insert(group.number) {
+                problems.push(format!("group {} is defined more than once", group.number));
+            }
+            group.problems(known, problems);
+        }
+        for spec in &self.accounts {
+            spec.webqq_problems(known, problems);
+        }
+    }
+
     fn check_friendships(&self, known: &HashMap<u64, usize>, problems: &mut Vec<String>) {
         let mut seen = std::collections::HashSet::new();
         let mut counts: HashMap<u64, usize> = HashMap::new();
@@ -318,6 +358,36 @@ impl Scenario {
             }));
         }
         seeds
+    }
+
+    /// The groups to create.
+    pub fn world_groups(&self) -> Vec<Group> {
+        self.groups.iter().map(GroupSpec::to_group).collect()
+    }
+
+    /// The groups whose member chatters, with the chatter.
+    pub fn group_chatter(&self) -> Vec<(u64, GroupChatter)> {
+        self.groups
+            .iter()
+            .filter_map(|g| Some((g.number, g.chatter.clone()?)))
+            .collect()
+    }
+
+    /// Categories and marknames of the accounts that have any.
+    pub fn contact_books(&self) -> Vec<(u64, ContactBook)> {
+        self.accounts
+            .iter()
+            .filter(|spec| !spec.categories.is_empty() || !spec.marknames.is_empty())
+            .map(|spec| (spec.uin, spec.contact_book()))
+            .collect()
+    }
+
+    /// The fixed WebQQ captcha codes, by account.
+    pub fn captchas(&self) -> HashMap<u64, String> {
+        self.accounts
+            .iter()
+            .filter_map(|spec| Some((spec.uin, spec.captcha.clone()?)))
+            .collect()
     }
 
     /// The accounts that cycle their status, with their cycles.

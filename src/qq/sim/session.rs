@@ -29,12 +29,37 @@ pub struct Session {
     pub protocol: Origin,
     pub started: Instant,
     pub last_seen: Instant,
+    /// Unique among all sessions the world ever opened, so a protocol can
+    /// tell its own session from a later one of the same account.
+    pub serial: u64,
+    /// Silence after which the session ends (already time-scaled); each
+    /// protocol has its own (HTTP QQ 1.1 `LI`, WebQQ `session_idle_s`).
+    pub idle_timeout: Duration,
 }
 
 impl Session {
-    pub fn is_idle(&self, now: Instant, timeout: Duration) -> bool {
-        now.saturating_duration_since(self.last_seen) >= timeout
+    pub fn is_idle(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_seen) >= self.idle_timeout
     }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionEnd {
+    /// The account logged in again (from anywhere, over any protocol).
+    Replaced,
+    /// Silent for longer than its idle timeout.
+    Expired,
+    /// The client logged out.
+    LoggedOut,
+}
+
+/// What became of a session a protocol opened earlier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    Live,
+    Ended(SessionEnd),
 }
 
 /// What a second login for an account that still has a session gets

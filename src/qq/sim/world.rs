@@ -22,15 +22,20 @@ use tokio::time::Instant;
 
 use super::account::{Account, Contact, Presence, SearchCriteria};
 use super::events::{Event, EventKind, Mailbox, Origin};
-use super::session::{ReloginPolicy, Session, SessionKey};
+use super::session::{ReloginPolicy, Session, SessionEnd, SessionKey};
 use crate::qq::http11::codec::PasswordHash;
 
+mod contact_book;
 mod friends;
+mod groups;
+mod sessions;
 mod state;
 #[cfg(test)]
 mod tests;
 
+pub use contact_book::{Category, ContactBook, MAX_CATEGORIES, MAX_LONG_NICK_BYTES};
 pub use friends::{AddFriendOutcome, AnswerOutcome, RequestOutcome};
+pub use groups::{Group, GroupMessageOutcome, MAX_GROUP_MEMBERS};
 use state::{clip_text, AccountState, WorldState};
 
 /// Most friends an account can have (the classic QQ limit).
@@ -79,6 +84,10 @@ pub struct AccountSnapshot {
     pub pending_events: usize,
     /// Accounts whose friend request awaits an answer.
     pub friend_requests_from: Vec<u64>,
+    /// Real numbers of the groups the account is a member of.
+    pub groups: Vec<u64>,
+    /// The personal signature set over WebQQ (`set_long_nick2`).
+    pub long_nick: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -130,7 +139,8 @@ impl World {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// How long a session may stay silent (already time-scaled).
+    /// How long an HTTP QQ 1.1 session may stay silent (already
+    /// time-scaled); other protocols pass their own to `open_session`.
     pub fn idle_timeout(&self) -> Duration {
         self.idle_timeout
     }
@@ -214,7 +224,7 @@ impl World {
         if !account.account.password_md5.matches(password) {
             return LoginOutcome::WrongPassword;
         }
-        state.expire_if_idle(self.started, key.uin, now, self.idle_timeout);
+        state.expire_if_idle(self.started, key.uin, now);
         if policy == ReloginPolicy::Strict && state.sessions.contains_key(&key.uin) {
             return LoginOutcome::AlreadyOnline;
         }
@@ -223,8 +233,10 @@ impl World {
             protocol,
             started: now,
             last_seen: now,
+            serial: state.take_session_serial(),
+            idle_timeout: self.idle_timeout,
         };
-        state.sessions.insert(key.uin, session);
+        state.install_session(key.uin, session);
         state.set_presence(self.started, key.uin, Presence::Online, protocol);
         LoginOutcome::LoggedIn
     }
@@ -233,7 +245,7 @@ impl World {
     pub fn touch(&self, key: SessionKey) -> bool {
         let now = Instant::now();
         let mut state = self.lock();
-        state.expire_if_idle(self.started, key.uin, now, self.idle_timeout);
+        state.expire_if_idle(self.started, key.uin, now);
         match state.sessions.get_mut(&key.uin) {
             Some(session) if session.ip == key.ip => {
                 session.last_seen = now;
@@ -252,7 +264,12 @@ impl World {
         if session.ip != key.ip {
             return false;
         }
-        state.end_session(self.started, key.uin, session.protocol);
+        state.end_session(
+            self.started,
+            key.uin,
+            session.protocol,
+            SessionEnd::LoggedOut,
+        );
         true
     }
 
@@ -262,11 +279,11 @@ impl World {
         let idle: Vec<u64> = state
             .sessions
             .iter()
-            .filter(|(_, s)| s.is_idle(now, self.idle_timeout))
+            .filter(|(_, s)| s.is_idle(now))
             .map(|(uin, _)| *uin)
             .collect();
         for uin in &idle {
-            state.end_session(self.started, *uin, Origin::Server);
+            state.end_session(self.started, *uin, Origin::Server, SessionEnd::Expired);
         }
         idle.len()
     }
@@ -386,6 +403,13 @@ impl World {
             friends: account.friends.clone(),
             pending_events: account.mailbox.pending_len(),
             friend_requests_from: requests,
+            groups: state
+                .groups
+                .values()
+                .filter(|g| g.members.contains(&uin))
+                .map(|g| g.number)
+                .collect(),
+            long_nick: state.long_nicks.get(&uin).cloned().unwrap_or_default(),
         })
     }
 

@@ -272,6 +272,7 @@ async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, backoff: &mut Backoff) 
 async fn heartbeat_loop(core: Arc<SessionCore>, mut stop: watch::Receiver<bool>) {
     let mut counter = 0u64;
     let mut interval = tokio::time::interval(core.options.heartbeat_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {
         tokio::select! {

@@ -4,12 +4,15 @@
 //! `get_c2cmsg_sig2` with the group's gid) `send_sess_msg2`. A piece counts
 //! as sent only on `{"retcode":0,"result":"ok"}`.
 
-use super::api::{ApiError, SendTarget};
+use super::api::{retcode_ends_session, ApiError, SendTarget};
 use super::content::{encode_send_content, outgoing_elements, split_elements, SendFont};
 use super::session::SessionCore;
 use crate::core::model::{ChatId, RichText};
 use crate::qq::QqError;
 use crate::secret::Secret;
+
+/// Temporary-session signatures kept before the cache starts over.
+const MAX_SIGNATURES: usize = 4096;
 
 /// Where the pieces of one message go, in this session's aliases.
 enum Route {
@@ -64,8 +67,9 @@ impl SessionCore {
                 let signature = self.session_signature(gid, to, false).await?;
                 let first = self.send_sess(to, &signature, content).await;
                 match first {
-                    // A stale or refused signature: fetch a new one once.
-                    Err(ApiError::Retcode(_)) => {
+                    // A stale or refused signature (108 in the simulator):
+                    // fetch a new one once, unless the session is gone.
+                    Err(ApiError::Retcode(code)) if code == 108 || !retcode_ends_session(code) => {
                         let signature = self.session_signature(gid, to, true).await?;
                         Ok(self.send_sess(to, &signature, content).await?)
                     }
@@ -99,6 +103,9 @@ impl SessionCore {
         }
         let sig = self.api.session_signature(gid, to).await?;
         if let Ok(mut signatures) = self.signatures.lock() {
+            if signatures.len() >= MAX_SIGNATURES {
+                signatures.clear();
+            }
             signatures.insert((gid, to), sig.clone());
         }
         Ok(sig)

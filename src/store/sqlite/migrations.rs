@@ -72,6 +72,64 @@ pub(super) const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 2: the Matrix application service.
+    r#"
+    -- Every appservice transaction id the homeserver pushed, so a retried
+    -- transaction is acknowledged without being processed again.
+    CREATE TABLE matrix_txns (
+        txn_id      TEXT    NOT NULL PRIMARY KEY,
+        received_at INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER))
+    );
+
+    -- Events of accepted transactions not processed yet, in arrival order.
+    -- Written in the same database transaction as their matrix_txns row,
+    -- before the homeserver gets its 200.
+    CREATE TABLE matrix_inbound (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        txn_id TEXT    NOT NULL,
+        kind   TEXT    NOT NULL,
+        event  TEXT    NOT NULL
+    );
+
+    -- Ghost users registered on the homeserver, with the global display
+    -- name last set (NULL: none set yet).
+    CREATE TABLE matrix_ghosts (
+        user_id     TEXT NOT NULL PRIMARY KEY,
+        displayname TEXT
+    );
+
+    -- Rooms the bridge made or was invited to: portals (kind dm / group),
+    -- bridge bot rooms (bot) and others (other).
+    CREATE TABLE matrix_rooms (
+        room_id  TEXT    NOT NULL PRIMARY KEY,
+        kind     TEXT    NOT NULL,
+        -- The Matrix user the room is for.
+        user     TEXT    NOT NULL,
+        -- Who speaks for the bridge in it (the DM ghost, or the bot).
+        creator  TEXT    NOT NULL,
+        -- The user left: nothing more is sent there until they are back.
+        user_left INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX matrix_rooms_by_user ON matrix_rooms (user, kind);
+    CREATE INDEX matrix_rooms_by_creator ON matrix_rooms (creator, kind);
+
+    -- Ghosts known to be joined to a room, with their per-room name.
+    CREATE TABLE matrix_members (
+        room_id     TEXT NOT NULL,
+        user_id     TEXT NOT NULL,
+        displayname TEXT,
+        PRIMARY KEY (room_id, user_id)
+    );
+
+    -- Matrix media made reachable to QQ users through the bridge's link.
+    CREATE TABLE matrix_media (
+        id         TEXT    NOT NULL PRIMARY KEY,
+        mxc        TEXT    NOT NULL,
+        name       TEXT    NOT NULL,
+        mimetype   TEXT,
+        created_at INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER))
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -2,16 +2,18 @@
 //! together inside one critical section: delivering an event, changing a
 //! presence and telling the watchers, ending a session, linking friends.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tokio::time::Instant;
 
+use super::contact_book::ContactBook;
+use super::groups::Group;
+use super::sessions::EndedSessions;
 use super::MAX_FRIENDS;
 use super::MAX_TEXT_BYTES;
 use crate::qq::sim::account::{Account, Contact, Presence};
 use crate::qq::sim::events::{Event, EventKind, Mailbox, Origin};
-use crate::qq::sim::session::Session;
+use crate::qq::sim::session::{Session, SessionEnd};
 
 pub(super) struct AccountState {
     pub(super) account: Account,
@@ -32,6 +34,15 @@ pub(super) struct WorldState {
     pub(super) accounts: HashMap<u64, AccountState>,
     pub(super) sessions: HashMap<u64, Session>,
     pub(super) next_event_id: u64,
+    pub(super) next_session_serial: u64,
+    /// Why recent sessions ended, by serial.
+    pub(super) ended_sessions: EndedSessions,
+    /// Groups by their real number.
+    pub(super) groups: BTreeMap<u64, Group>,
+    /// Friend categories and marknames, for accounts that have any.
+    pub(super) contact_books: HashMap<u64, ContactBook>,
+    /// Personal signatures ("long nicks"), for accounts that set one.
+    pub(super) long_nicks: HashMap<u64, String>,
 }
 
 /// Cuts `text` to at most [`MAX_TEXT_BYTES`] without splitting a character.
@@ -44,6 +55,7 @@ pub(super) fn clip_text(text: &str) -> String {
 }
 
 impl WorldState {
+    /// Queues an event for `to` (and logs it as received).
     pub(super) fn deliver(
         &mut self,
         started: Instant,
@@ -52,19 +64,37 @@ impl WorldState {
         kind: EventKind,
         via: Origin,
     ) {
+        self.record(started, to, from, kind, via, true);
+    }
+
+    /// Logs an event as received by `to`, and queues it if `queue`.
+    pub(super) fn record(
+        &mut self,
+        started: Instant,
+        to: u64,
+        from: u64,
+        kind: EventKind,
+        via: Origin,
+        queue: bool,
+    ) {
         let id = self.next_event_id;
         let Some(recipient) = self.accounts.get_mut(&to) else {
             return;
         };
         self.next_event_id += 1;
         let at_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        recipient.mailbox.deliver(Event {
+        let event = Event {
             id,
             from,
             kind,
             via,
             at_ms,
-        });
+        };
+        if queue {
+            recipient.mailbox.deliver(event);
+        } else {
+            recipient.mailbox.log_only(event);
+        }
     }
 
     /// Sets a presence and tells watchers if what they see changed.
@@ -107,29 +137,41 @@ impl WorldState {
                 .is_some_and(|a| a.presence != Presence::Offline)
     }
 
-    pub(super) fn end_session(&mut self, started: Instant, uin: u64, via: Origin) {
-        if self.sessions.remove(&uin).is_none() {
+    /// Ends the account's session: offline, queue dropped, the reason
+    /// remembered, and any long-poll woken to notice.
+    pub(super) fn end_session(&mut self, started: Instant, uin: u64, via: Origin, why: SessionEnd) {
+        let Some(session) = self.sessions.remove(&uin) else {
             return;
-        }
+        };
+        self.ended_sessions.remember(session.serial, why);
         if let Some(account) = self.accounts.get_mut(&uin) {
             account.mailbox.clear_pending();
+            account.mailbox.wake();
         }
         self.set_presence(started, uin, Presence::Offline, via);
     }
 
-    pub(super) fn expire_if_idle(
-        &mut self,
-        started: Instant,
-        uin: u64,
-        now: Instant,
-        timeout: Duration,
-    ) {
-        if self
-            .sessions
-            .get(&uin)
-            .is_some_and(|s| s.is_idle(now, timeout))
-        {
-            self.end_session(started, uin, Origin::Server);
+    /// Makes `session` the account's session. A session it replaces ends
+    /// as [`SessionEnd::Replaced`] (its pending events stay for the new
+    /// one) and its long-poll is woken to notice.
+    pub(super) fn install_session(&mut self, uin: u64, session: Session) {
+        if let Some(old) = self.sessions.insert(uin, session) {
+            self.ended_sessions.remember(old.serial, SessionEnd::Replaced);
+            if let Some(account) = self.accounts.get(&uin) {
+                account.mailbox.wake();
+            }
+        }
+    }
+
+    /// A serial for a new session.
+    pub(super) fn take_session_serial(&mut self) -> u64 {
+        self.next_session_serial += 1;
+        self.next_session_serial
+    }
+
+    pub(super) fn expire_if_idle(&mut self, started: Instant, uin: u64, now: Instant) {
+        if self.sessions.get(&uin).is_some_and(|s| s.is_idle(now)) {
+            self.end_session(started, uin, Origin::Server, SessionEnd::Expired);
         }
     }
 

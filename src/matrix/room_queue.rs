@@ -1,0 +1,267 @@
+//! The durable per-room send queue. Everything the bridge does inside a
+//! room after creating it (messages, ghost joins, per-room names, read
+//! receipts, redactions, re-invites) is a [`RoomOp`] stored in the outbox
+//! under `matrix:<room id>` before anything is sent, and carried by the
+//! core's [`Outbox`](crate::core::outbox::Outbox) worker of that room: one
+//! request at a time per room, in order (Synapse forks a room's history on
+//! concurrent sends), retried with backoff while the homeserver is down,
+//! and resumed from the store after a restart. The outbox item id makes
+//! the Matrix transaction id, so a send retried after a lost answer is not
+//! duplicated by the homeserver.
+
+use std::sync::Weak;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use ruma::events::receipt::ReceiptType;
+use ruma::events::MessageLikeEventType;
+use ruma::serde::Raw;
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, TransactionId};
+
+use crate::core::outbox::{Carried, Courier};
+use crate::store::OutboxItem;
+
+use super::client::HsError;
+use super::ids::parse_user_id;
+use super::{Matrix, MatrixError};
+
+/// Outbox destinations of room queues start with this.
+pub const DESTINATION_PREFIX: &str = "matrix:";
+
+/// One thing to do in a room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum RoomOp {
+    /// Send a message event as `sender` (the bot or a ghost).
+    Send {
+        sender: String,
+        event_type: String,
+        content: Value,
+    },
+    /// Make sure a ghost is joined (invited by `inviter` first), with this
+    /// per-room display name when it differs from its global one.
+    Member {
+        user: String,
+        inviter: String,
+        displayname: Option<String>,
+    },
+    /// A read receipt from `user` (QQ accepted the message).
+    Receipt { user: String, event_id: String },
+    /// Redact an event (a password typed to the bot).
+    Redact {
+        user: String,
+        event_id: String,
+        reason: String,
+    },
+    /// Invite the user back (a DM portal they had left gets a message).
+    Invite { inviter: String, user: String },
+}
+
+/// The courier of the room queues, held by the outbox workers.
+pub(crate) struct RoomCourier(pub Weak<Matrix>);
+
+#[async_trait]
+impl Courier for RoomCourier {
+    async fn carry(&self, destination: &str, item: &OutboxItem) -> Carried {
+        let Some(matrix) = self.0.upgrade() else {
+            return Carried::Later("the Matrix side is stopped".to_owned());
+        };
+        let Some(room) = destination.strip_prefix(DESTINATION_PREFIX) else {
+            return Carried::Failed(format!("not a room queue: {destination}"));
+        };
+        let op: RoomOp = match serde_json::from_str(&item.payload) {
+            Ok(op) => op,
+            Err(e) => return Carried::Failed(format!("unreadable room operation: {e}")),
+        };
+        match matrix.perform(room, item.id, &op).await {
+            Ok(()) => Carried::Done,
+            Err(MatrixError::Homeserver(e)) if e.is_transient() => Carried::Later(e.to_string()),
+            Err(MatrixError::Store(e)) => Carried::Later(e.to_string()),
+            Err(e) => {
+                tracing::warn!(%room, error = %e, "a Matrix room operation failed for good");
+                Carried::Failed(e.to_string())
+            }
+        }
+    }
+}
+
+fn room_id(room: &str) -> Result<OwnedRoomId, MatrixError> {
+    OwnedRoomId::try_from(room).map_err(|e| MatrixError::BadId(format!("{room:?}: {e}")))
+}
+
+fn event_id(event: &str) -> Result<OwnedEventId, MatrixError> {
+    OwnedEventId::try_from(event).map_err(|e| MatrixError::BadId(format!("{event:?}: {e}")))
+}
+
+impl Matrix {
+    /// Queues an operation in a room (stored before this returns).
+    pub(crate) async fn enqueue(&self, room: &str, op: &RoomOp) -> Result<(), MatrixError> {
+        let payload = serde_json::to_string(op)
+            .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+        self.rooms
+            .push(&self.courier, &format!("{DESTINATION_PREFIX}{room}"), room, &payload)
+            .await?;
+        Ok(())
+    }
+
+    /// Queues a plain notice in a room, spoken by `sender`.
+    pub(crate) async fn enqueue_notice(
+        &self,
+        room: &str,
+        sender: &str,
+        text: &str,
+    ) -> Result<(), MatrixError> {
+        let content = super::content::notice(text);
+        self.enqueue(
+            room,
+            &RoomOp::Send {
+                sender: sender.to_owned(),
+                event_type: "m.room.message".to_owned(),
+                content,
+            },
+        )
+        .await
+    }
+
+    /// The user id to assert for a request: none for the bot itself.
+    fn identity(&self, user: &str) -> Result<Option<OwnedUserId>, MatrixError> {
+        if self.ids.is_bot(user) {
+            Ok(None)
+        } else {
+            parse_user_id(user).map(Some)
+        }
+    }
+
+    pub(crate) async fn perform(&self, room: &str, item_id: i64, op: &RoomOp) -> Result<(), MatrixError> {
+        match op {
+            RoomOp::Send {
+                sender,
+                event_type,
+                content,
+            } => {
+                let txn = format!("qqbridge.{item_id}");
+                match self.send_event(room, &txn, sender, event_type, content).await {
+                    Err(MatrixError::Homeserver(HsError::Refused { errcode, .. }))
+                        if errcode == "M_FORBIDDEN" && !self.ids.is_bot(sender) =>
+                    {
+                        // The ghost is not (or no longer) in the room: join
+                        // it again, then send once more.
+                        self.store.delete_matrix_members(Some(room), sender).await?;
+                        let inviter = self.room_voice(room).await?;
+                        self.ensure_member(room, sender, &inviter, None).await?;
+                        self.send_event(room, &txn, sender, event_type, content).await
+                    }
+                    other => other,
+                }
+            }
+            RoomOp::Member {
+                user,
+                inviter,
+                displayname,
+            } => {
+                self.ensure_member(room, user, inviter, displayname.as_deref())
+                    .await
+            }
+            RoomOp::Receipt { user, event_id: event } => {
+                use ruma::api::client::receipt::create_receipt::v3::Request;
+                let request = Request::new(room_id(room)?, ReceiptType::Read, event_id(event)?);
+                let who = self.identity(user)?;
+                match self.hs.call(request, who.as_deref()).await {
+                    Ok(_) => Ok(()),
+                    // Not in the room (any more): nothing to acknowledge.
+                    Err(e @ HsError::Refused { .. }) => {
+                        tracing::debug!(%room, error = %e, "read receipt refused");
+                        Ok(())
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            RoomOp::Redact {
+                user,
+                event_id: event,
+                reason,
+            } => {
+                use ruma::api::client::redact::redact_event::v3::Request;
+                let mut request = Request::new(
+                    room_id(room)?,
+                    event_id(event)?,
+                    TransactionId::new(),
+                );
+                request.reason = Some(reason.clone());
+                let who = self.identity(user)?;
+                match self.hs.call(request, who.as_deref()).await {
+                    Ok(_) => Ok(()),
+                    Err(e @ HsError::Refused { .. }) => {
+                        let notice = "I could not remove your message with the password \
+                                      (not allowed in this room): please delete it yourself.";
+                        tracing::info!(%room, error = %e, "cannot redact a password message");
+                        let voice = self.room_voice(room).await?;
+                        self.send_event(
+                            room,
+                            &format!("qqbridge.{item_id}.redact-failed"),
+                            &voice,
+                            "m.room.message",
+                            &super::content::notice(notice),
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            RoomOp::Invite { inviter, user } => self.invite(room, inviter, user).await,
+        }
+    }
+
+    async fn send_event(
+        &self,
+        room: &str,
+        txn: &str,
+        sender: &str,
+        event_type: &str,
+        content: &Value,
+    ) -> Result<(), MatrixError> {
+        use ruma::api::client::message::send_message_event::v3::Request;
+        let raw = serde_json::value::to_raw_value(content)
+            .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+        let request = Request::new_raw(
+            room_id(room)?,
+            TransactionId::parse(txn).map_err(|e| MatrixError::BadId(e.to_string()))?,
+            MessageLikeEventType::from(event_type),
+            Raw::from_json(raw),
+        );
+        let who = self.identity(sender)?;
+        self.hs.call(request, who.as_deref()).await?;
+        Ok(())
+    }
+
+    /// Invites `user` as `inviter`; being in the room already is fine.
+    pub(crate) async fn invite(&self, room: &str, inviter: &str, user: &str) -> Result<(), MatrixError> {
+        use ruma::api::client::membership::invite_user::v3::{
+            InvitationRecipient, InviteUserId, Request,
+        };
+        let recipient = InvitationRecipient::from(InviteUserId::new(parse_user_id(user)?));
+        let request = Request::new(room_id(room)?, recipient);
+        let who = self.identity(inviter)?;
+        match self.hs.call(request, who.as_deref()).await {
+            Ok(_) => Ok(()),
+            Err(HsError::Refused { message, .. })
+                if message.contains("already in the room") || message.contains("already joined") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Who speaks for the bridge in a room: the DM ghost, or the bot.
+    pub(crate) async fn room_voice(&self, room: &str) -> Result<String, MatrixError> {
+        Ok(self
+            .store
+            .matrix_room(room)
+            .await?
+            .map(|r| r.creator)
+            .unwrap_or_else(|| self.ids.bot.to_string()))
+    }
+}
