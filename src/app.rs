@@ -37,7 +37,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             handle.protocol_addr()
         );
         if config.qq.simulator.control_listen.is_some() {
-            println!("QQ simulator: control API on http://{}", handle.control_addr());
+            println!(
+                "QQ simulator: control API on http://{}",
+                handle.control_addr()
+            );
         }
         Some(handle)
     } else {
@@ -126,9 +129,15 @@ pub async fn run_simulator(
     let handle = sim::start(sim_options(listen, scenario, control)?)
         .await
         .context("starting the QQ simulator")?;
-    println!("QQ simulator: serving HTTP QQ 1.1 on {}", handle.protocol_addr());
+    println!(
+        "QQ simulator: serving HTTP QQ 1.1 on {}",
+        handle.protocol_addr()
+    );
     if control.is_some() {
-        println!("QQ simulator: control API on http://{}", handle.control_addr());
+        println!(
+            "QQ simulator: control API on http://{}",
+            handle.control_addr()
+        );
     }
     wait_for_termination().await;
     handle.shutdown().await;
@@ -198,7 +207,11 @@ pub(crate) async fn appservice_token(
     if let Some(stored) = store.get_setting(key).await? {
         return Ok(Secret::new(stored));
     }
-    let fresh = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+    let fresh = format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    );
     store.set_setting(key, &fresh).await?;
     Ok(Secret::new(fresh))
 }

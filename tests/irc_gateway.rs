@@ -8,8 +8,6 @@
 #[path = "support/gateway.rs"]
 mod support;
 
-use std::time::Duration;
-
 use irc::proto::{Capability, Command, Message, Response};
 
 use qqbridge::core::model::*;
@@ -18,7 +16,8 @@ use qqbridge::qq::QqEvent;
 use support::*;
 
 fn joined(m: &Message, nick: &str, channel: &str) -> bool {
-    m.source_nickname() == Some(nick) && matches!(&m.command, Command::JOIN(c, _, _) if c == channel)
+    m.source_nickname() == Some(nick)
+        && matches!(&m.command, Command::JOIN(c, _, _) if c == channel)
 }
 
 #[tokio::test]
@@ -26,15 +25,27 @@ async fn registration_sends_welcome_isupport_and_joins_the_control_channel() {
     let rig = Rig::start(test_config()).await;
     let mut alice = IrcUser::connect(rig.addr(), "alice").await;
     let isupport = alice
-        .wait_for("ISUPPORT", |m| matches!(m.command, Command::Response(Response::RPL_ISUPPORT, _)))
+        .wait_for("ISUPPORT", |m| {
+            matches!(m.command, Command::Response(Response::RPL_ISUPPORT, _))
+        })
         .await;
     let tokens = numeric_args(&isupport).join(" ");
-    for token in ["CHANTYPES=&#", "NICKLEN=30", "CHANNELLEN=50", "CASEMAPPING=rfc1459", "PREFIX=(ov)@+"] {
+    for token in [
+        "CHANTYPES=&#",
+        "NICKLEN=30",
+        "CHANNELLEN=50",
+        "CASEMAPPING=rfc1459",
+        "PREFIX=(ov)@+",
+    ] {
         assert!(tokens.contains(token), "{token} missing from {tokens}");
     }
-    alice.wait_for("JOIN &qq", |m| joined(m, "alice", "&qq")).await;
+    alice
+        .wait_for("JOIN &qq", |m| joined(m, "alice", "&qq"))
+        .await;
     let names = alice
-        .wait_for("NAMES", |m| matches!(m.command, Command::Response(Response::RPL_NAMREPLY, _)))
+        .wait_for("NAMES", |m| {
+            matches!(m.command, Command::Response(Response::RPL_NAMREPLY, _))
+        })
         .await;
     let args = numeric_args(&names);
     assert_eq!(args[2], "&qq");
@@ -45,7 +56,9 @@ async fn registration_sends_welcome_isupport_and_joins_the_control_channel() {
 
 /// Consumes the bot's greeting to a new client.
 async fn greeted(user: &mut IrcUser) {
-    let last = user.wait_for("greeting", |m| text_of(m).contains("Type \"help\"")).await;
+    let last = user
+        .wait_for("greeting", |m| text_of(m).contains("Type \"help\""))
+        .await;
     assert_eq!(last.source_nickname(), Some("qqbot"));
 }
 
@@ -98,22 +111,47 @@ async fn login_shows_buddies_with_pinyin_nicks_qq_idents_and_voice() {
     );
     let mut alice = logged_in(&rig, "alice", &[Capability::MultiPrefix]).await;
     let voiced = alice
-        .wait_for("voice", |m| matches!(&m.command, Command::ChannelMODE(c, _) if c == "&qq"))
+        .wait_for(
+            "voice",
+            |m| matches!(&m.command, Command::ChannelMODE(c, _) if c == "&qq"),
+        )
         .await;
     // Offline buddies stay unvoiced.
     assert_eq!(voice_changes(&voiced), vec!["+WeiCheng", "+HackfanHao"]);
 
     alice.raw("WHO &qq");
     alice
-        .wait_for("end of WHO", |m| matches!(m.command, Command::Response(Response::RPL_ENDOFWHO, _)))
+        .wait_for("end of WHO", |m| {
+            matches!(m.command, Command::Response(Response::RPL_ENDOFWHO, _))
+        })
         .await;
     let rows = who_replies(&alice.all());
-    let row = |nick: &str| rows.iter().find(|r| r[5] == nick).cloned().unwrap_or_else(|| panic!("{nick} in {rows:?}"));
+    let row = |nick: &str| {
+        rows.iter()
+            .find(|r| r[5] == nick)
+            .cloned()
+            .unwrap_or_else(|| panic!("{nick} in {rows:?}"))
+    };
     // <me> <channel> <user> <host> <server> <nick> <flags> :<hops> <realname>
     let wei = row("WeiCheng");
-    assert_eq!((wei[2].as_str(), wei[3].as_str(), wei[6].as_str(), wei[7].as_str()), ("10002", "qq", "H+", "0 微程"));
+    assert_eq!(
+        (
+            wei[2].as_str(),
+            wei[3].as_str(),
+            wei[6].as_str(),
+            wei[7].as_str()
+        ),
+        ("10002", "qq", "H+", "0 微程")
+    );
     let hackfan = row("HackfanHao");
-    assert_eq!((hackfan[2].as_str(), hackfan[6].as_str(), hackfan[7].as_str()), ("10003", "G+", "0 Hackfan 好"));
+    assert_eq!(
+        (
+            hackfan[2].as_str(),
+            hackfan[6].as_str(),
+            hackfan[7].as_str()
+        ),
+        ("10003", "G+", "0 Hackfan 好")
+    );
     assert_eq!(row("XiaoQiE")[6], "H");
     assert_eq!(row("qqbot")[6], "H@");
 
@@ -121,7 +159,10 @@ async fn login_shows_buddies_with_pinyin_nicks_qq_idents_and_voice() {
     let users = alice.client.list_users("&qq").expect("channel tracked");
     let mut nicks: Vec<&str> = users.iter().map(|u| u.get_nickname()).collect();
     nicks.sort();
-    assert_eq!(nicks, vec!["HackfanHao", "WeiCheng", "XiaoQiE", "alice", "qqbot"]);
+    assert_eq!(
+        nicks,
+        vec!["HackfanHao", "WeiCheng", "XiaoQiE", "alice", "qqbot"]
+    );
 
     // The bot's list agrees.
     alice.say("&qq", "list");
@@ -134,16 +175,27 @@ async fn messages_flow_both_ways_with_chinese_text_actions_and_safe_lines() {
     let mut alice = logged_in(&rig, "alice", &[]).await;
 
     rig.net.message(10001, 10002, "你好，今天怎么样？").await;
-    let m = alice.wait_for("message", |m| is_privmsg_from(m, "WeiCheng")).await;
-    assert_eq!(m.prefix.as_ref().map(|p| p.to_string()).as_deref(), Some("WeiCheng!10002@qq"));
+    let m = alice
+        .wait_for("message", |m| is_privmsg_from(m, "WeiCheng"))
+        .await;
+    assert_eq!(
+        m.prefix.as_ref().map(|p| p.to_string()).as_deref(),
+        Some("WeiCheng!10002@qq")
+    );
     assert_eq!(text_of(&m), "你好，今天怎么样？");
     assert!(matches!(&m.command, Command::PRIVMSG(t, _) if t == "alice"));
 
     // Several lines, and an attempt to smuggle a command through CR/LF/NUL.
-    rig.net.message(10001, 10002, "第一行\r\n第二行\nQUIT :bye\0 PRIVMSG x :y\r").await;
+    rig.net
+        .message(10001, 10002, "第一行\r\n第二行\nQUIT :bye\0 PRIVMSG x :y\r")
+        .await;
     let mut lines = Vec::new();
     for _ in 0..3 {
-        lines.push(text_of(&alice.wait_for("line", |m| is_privmsg_from(m, "WeiCheng")).await));
+        lines.push(text_of(
+            &alice
+                .wait_for("line", |m| is_privmsg_from(m, "WeiCheng"))
+                .await,
+        ));
     }
     assert_eq!(lines, vec!["第一行", "第二行", "QUIT :bye PRIVMSG x :y"]);
 
@@ -152,7 +204,9 @@ async fn messages_flow_both_ways_with_chinese_text_actions_and_safe_lines() {
     rig.net.message(10001, 10002, &long).await;
     let mut got = String::new();
     while got.chars().count() < long.chars().count() {
-        let m = alice.wait_for("long line", |m| is_privmsg_from(m, "WeiCheng")).await;
+        let m = alice
+            .wait_for("long line", |m| is_privmsg_from(m, "WeiCheng"))
+            .await;
         let wire = m.to_string();
         assert!(wire.len() <= 512, "{} bytes", wire.len());
         got.push_str(&text_of(&m));
@@ -180,14 +234,18 @@ async fn messages_flow_both_ways_with_chinese_text_actions_and_safe_lines() {
                 sender: Uin(10003),
                 sender_name: None,
                 text: RichText {
-                    segments: vec![Segment::Text { text: "笑了".into() }],
+                    segments: vec![Segment::Text {
+                        text: "笑了".into(),
+                    }],
                     action: true,
                 },
                 remote_id: Some("act-1".into()),
             },
         )
         .await;
-    let m = alice.wait_for("action", |m| is_privmsg_from(m, "HackfanHao")).await;
+    let m = alice
+        .wait_for("action", |m| is_privmsg_from(m, "HackfanHao"))
+        .await;
     assert_eq!(text_of(&m), "\u{1}ACTION 笑了\u{1}");
 
     // Unknown nicks are refused.
@@ -203,37 +261,61 @@ async fn presence_shows_as_voice_and_away_and_irc_away_sets_qq_busy() {
 
     rig.net.presence(10001, 10002, Presence::Busy).await;
     let away = alice
-        .wait_for("AWAY", |m| m.source_nickname() == Some("WeiCheng") && matches!(m.command, Command::AWAY(_)))
+        .wait_for("AWAY", |m| {
+            m.source_nickname() == Some("WeiCheng") && matches!(m.command, Command::AWAY(_))
+        })
         .await;
-    assert!(matches!(&away.command, Command::AWAY(Some(r)) if r == "Busy"), "{away:?}");
+    assert!(
+        matches!(&away.command, Command::AWAY(Some(r)) if r == "Busy"),
+        "{away:?}"
+    );
     alice.raw("WHOIS WeiCheng");
     let whois_away = alice.wait_for("301", |m| numeric(m) == Some(301)).await;
-    assert_eq!(numeric_args(&whois_away)[1..], ["WeiCheng".to_owned(), "Busy".to_owned()]);
-    alice.wait_for("end of WHOIS", |m| numeric(m) == Some(318)).await;
+    assert_eq!(
+        numeric_args(&whois_away)[1..],
+        ["WeiCheng".to_owned(), "Busy".to_owned()]
+    );
+    alice
+        .wait_for("end of WHOIS", |m| numeric(m) == Some(318))
+        .await;
 
     rig.net.presence(10001, 10002, Presence::Online).await;
     let back = alice
-        .wait_for("AWAY back", |m| m.source_nickname() == Some("WeiCheng") && matches!(m.command, Command::AWAY(_)))
+        .wait_for("AWAY back", |m| {
+            m.source_nickname() == Some("WeiCheng") && matches!(m.command, Command::AWAY(_))
+        })
         .await;
     assert!(matches!(back.command, Command::AWAY(None)), "{back:?}");
 
     rig.net.presence(10001, 10002, Presence::Offline).await;
     let devoice = alice
-        .wait_for("-v", |m| matches!(&m.command, Command::ChannelMODE(c, _) if c == "&qq"))
+        .wait_for(
+            "-v",
+            |m| matches!(&m.command, Command::ChannelMODE(c, _) if c == "&qq"),
+        )
         .await;
     assert_eq!(voice_changes(&devoice), vec!["-WeiCheng"]);
     rig.net.presence(10001, 10002, Presence::Online).await;
     let revoice = alice
-        .wait_for("+v", |m| matches!(&m.command, Command::ChannelMODE(c, _) if c == "&qq"))
+        .wait_for(
+            "+v",
+            |m| matches!(&m.command, Command::ChannelMODE(c, _) if c == "&qq"),
+        )
         .await;
     assert_eq!(voice_changes(&revoice), vec!["+WeiCheng"]);
 
     alice.raw("AWAY :在开会");
     alice.wait_for("306", |m| numeric(m) == Some(306)).await;
-    eventually("busy on QQ", || rig.net.presence_set.lock().unwrap().last() == Some(&(Uin(10001), Presence::Busy))).await;
+    eventually("busy on QQ", || {
+        rig.net.presence_set.lock().unwrap().last() == Some(&(Uin(10001), Presence::Busy))
+    })
+    .await;
     alice.raw("AWAY");
     alice.wait_for("305", |m| numeric(m) == Some(305)).await;
-    eventually("online on QQ", || rig.net.presence_set.lock().unwrap().last() == Some(&(Uin(10001), Presence::Online))).await;
+    eventually("online on QQ", || {
+        rig.net.presence_set.lock().unwrap().last() == Some(&(Uin(10001), Presence::Online))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -241,28 +323,58 @@ async fn friend_request_arrives_as_a_notice_and_is_accepted_from_irc() {
     let rig = Rig::start(test_config()).await;
     let mut alice = logged_in(&rig, "alice", &[]).await;
     rig.net
-        .emit(10001, QqEvent::FriendRequest { uin: Uin(10005), message: "我是新朋友".into() })
+        .emit(
+            10001,
+            QqEvent::FriendRequest {
+                uin: Uin(10005),
+                message: "我是新朋友".into(),
+            },
+        )
         .await;
     let first = alice
         .wait_for("request notice", |m| {
-            m.source_nickname() == Some("qqbot") && matches!(&m.command, Command::NOTICE(t, _) if t == "&qq")
+            m.source_nickname() == Some("qqbot")
+                && matches!(&m.command, Command::NOTICE(t, _) if t == "&qq")
         })
         .await;
-    assert_eq!(text_of(&first), "10005 wants to add you as a QQ buddy: \u{201c}我是新朋友\u{201d}");
-    let how = alice.wait_for("how", |m| matches!(&m.command, Command::NOTICE(t, _) if t == "&qq")).await;
-    assert!(text_of(&how).contains("accept 10005") && text_of(&how).contains("reject 10005"), "{how}");
+    assert_eq!(
+        text_of(&first),
+        "10005 wants to add you as a QQ buddy: \u{201c}我是新朋友\u{201d}"
+    );
+    let how = alice
+        .wait_for(
+            "how",
+            |m| matches!(&m.command, Command::NOTICE(t, _) if t == "&qq"),
+        )
+        .await;
+    assert!(
+        text_of(&how).contains("accept 10005") && text_of(&how).contains("reject 10005"),
+        "{how}"
+    );
 
     alice.say("&qq", "accept 10005");
     assert_eq!(alice.bot_reply("accept").await, "accepted 10005 as a buddy");
-    assert_eq!(rig.net.answered.lock().unwrap().clone(), vec![(Uin(10001), Uin(10005), true)]);
-    alice.wait_for("new buddy joins", |m| joined(m, "XinPengYou", "&qq")).await;
+    assert_eq!(
+        rig.net.answered.lock().unwrap().clone(),
+        vec![(Uin(10001), Uin(10005), true)]
+    );
+    alice
+        .wait_for("new buddy joins", |m| joined(m, "XinPengYou", "&qq"))
+        .await;
     alice.raw("WHOIS XinPengYou");
     let who = alice.wait_for("311", |m| numeric(m) == Some(311)).await;
-    assert_eq!(numeric_args(&who)[1..], ["XinPengYou", "10005", "qq", "*", "新朋友"].map(String::from));
+    assert_eq!(
+        numeric_args(&who)[1..],
+        ["XinPengYou", "10005", "qq", "*", "新朋友"].map(String::from)
+    );
     // The profile comes from QQ.
     let mut profile = Vec::new();
     loop {
-        let m = alice.wait_for("whois lines", |m| matches!(numeric(m), Some(320) | Some(318))).await;
+        let m = alice
+            .wait_for("whois lines", |m| {
+                matches!(numeric(m), Some(320) | Some(318))
+            })
+            .await;
         if numeric(&m) == Some(318) {
             break;
         }
@@ -294,31 +406,61 @@ async fn qq_groups_are_channels_with_members_and_messages_both_ways() {
         vec![group(
             346167134,
             "开源爱好者",
-            &[(10001, "演示用户", None), (10002, "微程", Some("程序员微程")), (20001, "路人甲", None)],
+            &[
+                (10001, "演示用户", None),
+                (10002, "微程", Some("程序员微程")),
+                (20001, "路人甲", None),
+            ],
         )],
     );
     let mut alice = IrcUser::connect(rig.addr(), "alice").await;
     greeted(&mut alice).await;
     alice.login(10001, "demo").await;
-    alice.wait_for("group channel", |m| joined(m, "alice", "#KaiYuanAiHaoZhe")).await;
+    alice
+        .wait_for("group channel", |m| joined(m, "alice", "#KaiYuanAiHaoZhe"))
+        .await;
     let topic = alice.wait_for("topic", |m| numeric(m) == Some(332)).await;
-    assert_eq!(numeric_args(&topic)[1..], ["#KaiYuanAiHaoZhe", "开源爱好者"].map(String::from));
+    assert_eq!(
+        numeric_args(&topic)[1..],
+        ["#KaiYuanAiHaoZhe", "开源爱好者"].map(String::from)
+    );
     let names = alice.wait_for("names", |m| numeric(m) == Some(353)).await;
-    let mut members: Vec<String> = numeric_args(&names)[3].split(' ').map(String::from).collect();
+    let mut members: Vec<String> = numeric_args(&names)[3]
+        .split(' ')
+        .map(String::from)
+        .collect();
     members.sort();
     assert_eq!(members, vec!["LuRenJia", "WeiCheng", "alice"]);
 
     alice.raw("WHO #KaiYuanAiHaoZhe");
-    alice.wait_for("end of WHO", |m| numeric(m) == Some(315)).await;
+    alice
+        .wait_for("end of WHO", |m| numeric(m) == Some(315))
+        .await;
     let rows = who_replies(&alice.all());
-    let stranger = rows.iter().find(|r| r[5] == "LuRenJia").expect("member in WHO");
-    assert_eq!((stranger[2].as_str(), stranger[7].as_str()), ("20001", "0 路人甲"));
+    let stranger = rows
+        .iter()
+        .find(|r| r[5] == "LuRenJia")
+        .expect("member in WHO");
+    assert_eq!(
+        (stranger[2].as_str(), stranger[7].as_str()),
+        ("20001", "0 路人甲")
+    );
 
     rig.net
-        .message_in(10001, ChatId::Group(GroupNumber(346167134)), 20001, "大家好")
+        .message_in(
+            10001,
+            ChatId::Group(GroupNumber(346167134)),
+            20001,
+            "大家好",
+        )
         .await;
-    let m = alice.wait_for("group message", |m| is_privmsg_from(m, "LuRenJia")).await;
-    assert!(matches!(&m.command, Command::PRIVMSG(t, x) if t == "#KaiYuanAiHaoZhe" && x == "大家好"), "{m}");
+    let m = alice
+        .wait_for("group message", |m| is_privmsg_from(m, "LuRenJia"))
+        .await;
+    assert!(
+        matches!(&m.command, Command::PRIVMSG(t, x) if t == "#KaiYuanAiHaoZhe" && x == "大家好"),
+        "{m}"
+    );
 
     alice.say("#KaiYuanAiHaoZhe", "欢迎");
     // A private message to a member who is not a buddy is a temporary session.
@@ -327,26 +469,46 @@ async fn qq_groups_are_channels_with_members_and_messages_both_ways() {
     assert_eq!(
         rig.net.sent_texts(),
         vec![
-            (ChatId::Group(GroupNumber(346167134)), "欢迎".to_owned(), false),
-            (ChatId::Session { via_group: GroupNumber(346167134), uin: Uin(20001) }, "你好".to_owned(), false),
+            (
+                ChatId::Group(GroupNumber(346167134)),
+                "欢迎".to_owned(),
+                false
+            ),
+            (
+                ChatId::Session {
+                    via_group: GroupNumber(346167134),
+                    uin: Uin(20001)
+                },
+                "你好".to_owned(),
+                false
+            ),
         ]
     );
 
     alice.raw("LIST");
     let entry = alice
-        .wait_for("LIST entry", |m| numeric(m) == Some(322) && numeric_args(m)[1] == "#KaiYuanAiHaoZhe")
+        .wait_for("LIST entry", |m| {
+            numeric(m) == Some(322) && numeric_args(m)[1] == "#KaiYuanAiHaoZhe"
+        })
         .await;
-    assert_eq!(numeric_args(&entry)[2..], ["3", "开源爱好者"].map(String::from));
+    assert_eq!(
+        numeric_args(&entry)[2..],
+        ["3", "开源爱好者"].map(String::from)
+    );
 
     // Leaving the channel, then coming back.
     alice.raw("PART #KaiYuanAiHaoZhe");
     alice
-        .wait_for("PART", |m| m.source_nickname() == Some("alice") && matches!(m.command, Command::PART(..)))
+        .wait_for("PART", |m| {
+            m.source_nickname() == Some("alice") && matches!(m.command, Command::PART(..))
+        })
         .await;
     alice.say("#KaiYuanAiHaoZhe", "还在吗");
     alice.wait_for("404", |m| numeric(m) == Some(404)).await;
     alice.raw("JOIN #KaiYuanAiHaoZhe");
-    alice.wait_for("rejoined", |m| joined(m, "alice", "#KaiYuanAiHaoZhe")).await;
+    alice
+        .wait_for("rejoined", |m| joined(m, "alice", "#KaiYuanAiHaoZhe"))
+        .await;
 }
 
 #[tokio::test]
@@ -369,11 +531,20 @@ async fn a_reconnecting_client_must_authenticate_and_gets_missed_messages_in_ord
     let mut back = IrcUser::connect(rig.addr(), "alice").await;
     let notice = back.bot_reply("auth request").await;
     assert!(notice.contains("has a QQ session"), "{notice}");
-    assert!(back.bot_reply("how").await.starts_with("/OPER <qq number> <password>"));
+    assert!(back
+        .bot_reply("how")
+        .await
+        .starts_with("/OPER <qq number> <password>"));
     back.say("&qq", "list");
-    assert!(back.bot_reply("refused").await.contains("prove it is yours"));
+    assert!(back
+        .bot_reply("refused")
+        .await
+        .contains("prove it is yours"));
     back.raw("OPER 10001 wrong");
-    assert!(back.bot_reply("denied").await.contains("wrong QQ number or password"));
+    assert!(back
+        .bot_reply("denied")
+        .await
+        .contains("wrong QQ number or password"));
     assert!(!back.all().iter().any(|m| is_privmsg_from(m, "WeiCheng")));
 
     back.raw("OPER 10001 demo");
@@ -382,10 +553,17 @@ async fn a_reconnecting_client_must_authenticate_and_gets_missed_messages_in_ord
     }
     let mut replayed = Vec::new();
     for _ in 0..3 {
-        replayed.push(text_of(&back.wait_for("replay", |m| is_privmsg_from(m, "WeiCheng")).await));
+        replayed.push(text_of(
+            &back
+                .wait_for("replay", |m| is_privmsg_from(m, "WeiCheng"))
+                .await,
+        ));
     }
     assert_eq!(replayed, vec!["离线消息1", "离线消息2", "离线消息3"]);
-    assert!(back.all().iter().any(|m| text_of(m).starts_with("resumed your QQ session 10001")));
+    assert!(back
+        .all()
+        .iter()
+        .any(|m| text_of(m).starts_with("resumed your QQ session 10001")));
     // Still one QQ login: the session was resumed, not logged in twice.
     assert_eq!(rig.net.logins.lock().unwrap().len(), 1);
 }
@@ -397,11 +575,34 @@ async fn the_grace_period_logs_out_a_client_that_does_not_come_back() {
     let rig = Rig::start(config).await;
     let alice = logged_in(&rig, "alice", &[]).await;
     alice.vanish();
-    eventually("logged out of QQ", || rig.net.logouts.lock().unwrap().contains(&Uin(10001))).await;
-    eventually("core forgot the login", || rig.core.login_of("gateway:alice").is_none()).await;
+    eventually("logged out of QQ", || {
+        rig.net.logouts.lock().unwrap().contains(&Uin(10001))
+    })
+    .await;
+    eventually("core forgot the login", || {
+        rig.core.login_of("gateway:alice").is_none()
+    })
+    .await;
     // The nick is free again: no authentication needed.
     let mut again = IrcUser::connect(rig.addr(), "alice").await;
     greeted(&mut again).await;
+    assert_eq!(
+        again.login(10002, "demo").await,
+        "logged in to QQ as 10002 (http11)"
+    );
+
+    // After a restart, a restored login gets the same grace period.
+    let rig = rig.restart().await;
+    eventually("restored", || rig.core.login_of("gateway:alice").is_some()).await;
+    let store = rig.store.clone();
+    tokio::time::timeout(WAIT, async {
+        while !store.logins_of("gateway:alice").await.unwrap().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the restored login is logged out after the grace period");
+    assert!(rig.core.login_of("gateway:alice").is_none());
 }
 
 #[tokio::test]
@@ -418,28 +619,46 @@ async fn nicks_are_stable_across_restarts_collisions_get_suffixes_and_rename_per
     let mut alice = IrcUser::connect(rig.addr(), "alice").await;
     greeted(&mut alice).await;
     alice.login(10001, "demo").await;
-    alice.wait_for("first", |m| joined(m, "WeiCheng", "&qq")).await;
-    alice.wait_for("second gets a suffix", |m| joined(m, "WeiCheng_", "&qq")).await;
+    alice
+        .wait_for("first", |m| joined(m, "WeiCheng", "&qq"))
+        .await;
+    alice
+        .wait_for("second gets a suffix", |m| joined(m, "WeiCheng_", "&qq"))
+        .await;
     // A buddy called like the bot gets another nick.
-    alice.wait_for("not the bot", |m| joined(m, "qqbot_", "&qq")).await;
+    alice
+        .wait_for("not the bot", |m| joined(m, "qqbot_", "&qq"))
+        .await;
 
     alice.say("&qq", "rename WeiCheng_ XiaoWei");
     let nick = alice
-        .wait_for("NICK", |m| m.source_nickname() == Some("WeiCheng_") && matches!(m.command, Command::NICK(_)))
+        .wait_for("NICK", |m| {
+            m.source_nickname() == Some("WeiCheng_") && matches!(m.command, Command::NICK(_))
+        })
         .await;
     assert!(matches!(&nick.command, Command::NICK(n) if n == "XiaoWei"));
-    assert_eq!(alice.bot_reply("rename").await, "10003 is now known as XiaoWei");
+    assert_eq!(
+        alice.bot_reply("rename").await,
+        "10003 is now known as XiaoWei"
+    );
     alice.say("&qq", "rename 10002 qqbot");
     assert_eq!(alice.bot_reply("taken").await, "the nick qqbot is taken");
     alice.say("&qq", "rename 10002 9lives");
-    assert!(alice.bot_reply("invalid").await.contains("is not a valid nick"));
+    assert!(alice
+        .bot_reply("invalid")
+        .await
+        .contains("is not a valid nick"));
     alice.client.send_quit("restart").unwrap();
     eventually("client gone", || rig.gateway.client_count() == 0).await;
 
     let rig = rig.restart().await;
-    eventually("login restored", || rig.core.login_of("gateway:alice").is_some()).await;
+    eventually("login restored", || {
+        rig.core.login_of("gateway:alice").is_some()
+    })
+    .await;
     let mut back = IrcUser::connect(rig.addr(), "alice").await;
-    back.wait_for("auth request", |m| text_of(m).starts_with("/OPER")).await;
+    back.wait_for("auth request", |m| text_of(m).starts_with("/OPER"))
+        .await;
     back.raw("OPER 10001 demo");
     for nick in ["WeiCheng", "XiaoWei", "qqbot_"] {
         back.wait_for(nick, |m| joined(m, nick, "&qq")).await;
@@ -456,14 +675,22 @@ async fn two_clients_have_their_own_logins_and_cannot_share_a_nick() {
     let mut alice = logged_in(&rig, "alice", &[]).await;
     let mut bob = IrcUser::connect(rig.addr(), "bob").await;
     greeted(&mut bob).await;
-    assert_eq!(bob.login(10002, "demo").await, "logged in to QQ as 10002 (http11)");
-    bob.wait_for("bob's buddy", |m| joined(m, "YanShiYongHu", "&qq")).await;
+    assert_eq!(
+        bob.login(10002, "demo").await,
+        "logged in to QQ as 10002 (http11)"
+    );
+    bob.wait_for("bob's buddy", |m| joined(m, "YanShiYongHu", "&qq"))
+        .await;
 
     rig.net.message(10002, 10001, "给bob的").await;
     rig.net.message(10001, 10002, "给alice的").await;
-    let to_bob = bob.wait_for("bob's message", |m| is_privmsg_from(m, "YanShiYongHu")).await;
+    let to_bob = bob
+        .wait_for("bob's message", |m| is_privmsg_from(m, "YanShiYongHu"))
+        .await;
     assert_eq!(text_of(&to_bob), "给bob的");
-    let to_alice = alice.wait_for("alice's message", |m| is_privmsg_from(m, "WeiCheng")).await;
+    let to_alice = alice
+        .wait_for("alice's message", |m| is_privmsg_from(m, "WeiCheng"))
+        .await;
     assert_eq!(text_of(&to_alice), "给alice的");
     assert!(!bob.all().iter().any(|m| text_of(m) == "给alice的"));
 
@@ -484,7 +711,10 @@ async fn numerics_for_mode_topic_names_list_ison_userhost_and_unknown_commands()
         assert!(ls.contains(cap), "{ls}");
     }
     c.send("CAP REQ :multi-prefix server-time").await;
-    assert!(c.expect("CAP").await.contains("ACK :multi-prefix server-time"));
+    assert!(c
+        .expect("CAP")
+        .await
+        .contains("ACK :multi-prefix server-time"));
     c.send("CAP REQ :sasl").await;
     assert!(c.expect("CAP").await.contains("NAK"));
     c.send("NICK carol").await;
@@ -538,7 +768,10 @@ async fn numerics_for_mode_topic_names_list_ison_userhost_and_unknown_commands()
     c.expect(" 462 ").await;
     c.send("QUIT :bye").await;
     let last = c.until_closed().await;
-    assert!(last.iter().any(|l| l.contains("ERROR :Closing link")), "{last:?}");
+    assert!(
+        last.iter().any(|l| l.contains("ERROR :Closing link")),
+        "{last:?}"
+    );
 }
 
 #[tokio::test]
@@ -565,13 +798,22 @@ async fn bad_input_is_refused_without_hurting_the_client_or_others() {
     c.send(&"z".repeat(100_000)).await;
     c.expect(" 417 mallory ").await;
     // Garbage of all kinds.
-    c.send_bytes(b"\xff\xfe\x00\x01 :\r\n:\r\n@\r\n: x\r\nMODE\r\nCAP FOO\r\n \r\n").await.unwrap();
+    c.send_bytes(b"\xff\xfe\x00\x01 :\r\n:\r\n@\r\n: x\r\nMODE\r\nCAP FOO\r\n \r\n")
+        .await
+        .unwrap();
     c.send("PING :still here").await;
     assert!(c.expect("PONG").await.ends_with("still here"));
 
     // Alice is unaffected.
     rig.net.message(10001, 10002, "没事").await;
-    assert_eq!(text_of(&alice.wait_for("message", |m| is_privmsg_from(m, "WeiCheng")).await), "没事");
+    assert_eq!(
+        text_of(
+            &alice
+                .wait_for("message", |m| is_privmsg_from(m, "WeiCheng"))
+                .await
+        ),
+        "没事"
+    );
 }
 
 #[tokio::test]
@@ -589,7 +831,10 @@ async fn floods_are_slowed_down_not_dropped() {
         let line = c.expect("PONG").await;
         answered.push(line.rsplit(' ').next().unwrap_or("").to_owned());
     }
-    assert_eq!(answered, (0..60).map(|i| format!("n{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        answered,
+        (0..60).map(|i| format!("n{i}")).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -608,10 +853,22 @@ async fn a_client_that_stops_answering_ping_is_dropped_and_others_stay() {
         lines.push(line);
     }
     assert!(lines.iter().any(|l| l.starts_with("PING")), "{lines:?}");
-    assert!(lines.last().is_some_and(|l| l.starts_with("ERROR :Closing link: Ping timeout")), "{lines:?}");
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("ERROR :Closing link: Ping timeout")),
+        "{lines:?}"
+    );
     // Alice answers PINGs (her client library does) and is still served.
     rig.net.message(10001, 10002, "还在").await;
-    assert_eq!(text_of(&alice.wait_for("message", |m| is_privmsg_from(m, "WeiCheng")).await), "还在");
+    assert_eq!(
+        text_of(
+            &alice
+                .wait_for("message", |m| is_privmsg_from(m, "WeiCheng"))
+                .await
+        ),
+        "还在"
+    );
 }
 
 #[tokio::test]
@@ -638,7 +895,14 @@ async fn a_client_that_does_not_read_is_disconnected_and_others_are_unaffected()
     }
     eventually("only alice left", || rig.gateway.client_count() == 1).await;
     rig.net.message(10001, 10002, "不受影响").await;
-    assert_eq!(text_of(&alice.wait_for("message", |m| is_privmsg_from(m, "WeiCheng")).await), "不受影响");
+    assert_eq!(
+        text_of(
+            &alice
+                .wait_for("message", |m| is_privmsg_from(m, "WeiCheng"))
+                .await
+        ),
+        "不受影响"
+    );
 }
 
 #[tokio::test]
@@ -669,7 +933,10 @@ async fn tls_works_with_a_configured_certificate() {
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
     let mut config = test_config();
-    config.tls = Some(qqbridge::config::GatewayTlsConfig { cert: cert_path, key: key_path });
+    config.tls = Some(qqbridge::config::GatewayTlsConfig {
+        cert: cert_path,
+        key: key_path,
+    });
     let rig = Rig::start(config).await;
 
     let mut roots = rustls::RootCertStore::empty();
@@ -696,7 +963,11 @@ async fn tls_works_with_a_configured_certificate() {
     let mut plain = raw_connect(rig.addr()).await;
     plain.send("NICK plain").await;
     plain.send("USER plain 0 * :p").await;
-    assert!(plain.until_closed().await.iter().all(|l| !l.contains(" 001 ")));
+    assert!(plain
+        .until_closed()
+        .await
+        .iter()
+        .all(|l| !l.contains(" 001 ")));
 }
 
 #[tokio::test]
@@ -707,7 +978,10 @@ async fn passwords_never_reach_the_logs_or_the_screen() {
     let mut dave = IrcUser::connect(rig.addr(), "dave").await;
     greeted(&mut dave).await;
     dave.raw(&format!("OPER 10003 {PASSWORD}"));
-    assert_eq!(dave.bot_reply("oper").await, "logged in to QQ as 10003 (http11)");
+    assert_eq!(
+        dave.bot_reply("oper").await,
+        "logged in to QQ as 10003 (http11)"
+    );
     dave.say("&qq", &format!("login 10003 {PASSWORD}"));
     dave.bot_reply("again").await;
     dave.say("&qq", &format!("login 10003 {PASSWORD}x"));
@@ -715,7 +989,8 @@ async fn passwords_never_reach_the_logs_or_the_screen() {
     dave.client.send_quit("bye").unwrap();
     eventually("client gone", || rig.gateway.client_count() == 0).await;
     let mut back = IrcUser::connect(rig.addr(), "dave").await;
-    back.wait_for("auth request", |m| text_of(m).starts_with("/OPER")).await;
+    back.wait_for("auth request", |m| text_of(m).starts_with("/OPER"))
+        .await;
     back.raw(&format!("OPER 10003 {PASSWORD}"));
     assert!(back.bot_reply("resumed").await.starts_with("resumed"));
     back.raw("OPER 10003 wrong-one");
@@ -747,32 +1022,47 @@ async fn messages_for_a_client_that_stopped_reading_are_replayed_not_lost() {
     const COUNT: usize = 300;
     let filler = "很长的消息".repeat(500);
     for i in 0..COUNT {
-        rig.net.message(10002, 10001, &format!("#{i} {filler}")).await;
+        rig.net
+            .message(10002, 10001, &format!("#{i} {filler}"))
+            .await;
     }
-    eventually("the stuck client is dropped", || rig.gateway.client_count() == 0).await;
+    eventually("the stuck client is dropped", || {
+        rig.gateway.client_count() == 0
+    })
+    .await;
     // What the bridge handed to the socket before giving up still reaches
     // the client; the rest must come on reconnect.
-    let number_of = |text: &str| -> Option<usize> { text.strip_prefix('#')?.split(' ').next()?.parse().ok() };
+    let number_of =
+        |text: &str| -> Option<usize> { text.strip_prefix('#')?.split(' ').next()?.parse().ok() };
     let mut received: Vec<usize> = Vec::new();
     for line in stuck.until_closed().await {
         if let Some((_, text)) = line.split_once(" PRIVMSG bob :") {
             received.extend(number_of(text));
         }
     }
-    assert!(received.len() < COUNT, "the client was dropped before it could get everything");
+    assert!(
+        received.len() < COUNT,
+        "the client was dropped before it could get everything"
+    );
 
     let mut back = IrcUser::connect(rig.addr(), "bob").await;
-    back.wait_for("auth request", |m| text_of(m).starts_with("/OPER")).await;
+    back.wait_for("auth request", |m| text_of(m).starts_with("/OPER"))
+        .await;
     back.raw("OPER 10002 demo");
     while received.last() != Some(&(COUNT - 1)) {
-        let m = back.wait_for("replayed message", |m| is_privmsg_from(m, "YanShiYongHu")).await;
+        let m = back
+            .wait_for("replayed message", |m| is_privmsg_from(m, "YanShiYongHu"))
+            .await;
         received.extend(number_of(&text_of(&m)));
     }
     // In order, each at least once: a message cut off by the drop may
     // come twice, none is missing.
     let mut expected = 0;
     for number in received {
-        assert!(number <= expected, "message {expected} is missing (got {number})");
+        assert!(
+            number <= expected,
+            "message {expected} is missing (got {number})"
+        );
         if number == expected {
             expected += 1;
         }
@@ -783,7 +1073,9 @@ async fn messages_for_a_client_that_stopped_reading_are_replayed_not_lost() {
 mod properties {
     use super::*;
     use proptest::prelude::*;
-    use qqbridge::irc::gateway::wire::{classify, parse_line, Frame, LineReader, MAX_BODY_BYTES, MAX_TAGS_BYTES};
+    use qqbridge::irc::gateway::wire::{
+        classify, parse_line, Frame, LineReader, MAX_BODY_BYTES, MAX_TAGS_BYTES,
+    };
 
     fn ircish() -> impl Strategy<Value = String> {
         let piece = prop_oneof![
@@ -801,9 +1093,10 @@ mod properties {
             Just("+".to_owned()),
             Just("-".to_owned()),
             prop::sample::select(vec![
-                "PRIVMSG", "NOTICE", "MODE", "CAP", "JOIN", "PART", "WHO", "WHOIS", "NICK", "USER", "PASS", "OPER",
-                "PING", "ISON", "USERHOST", "KICK", "TOPIC", "LIST", "NAMES", "AWAY", "QUIT", "METADATA", "BATCH",
-                "LS", "REQ", "END", "+ov", "-b", "0", "001", "微程",
+                "PRIVMSG", "NOTICE", "MODE", "CAP", "JOIN", "PART", "WHO", "WHOIS", "NICK", "USER",
+                "PASS", "OPER", "PING", "ISON", "USERHOST", "KICK", "TOPIC", "LIST", "NAMES",
+                "AWAY", "QUIT", "METADATA", "BATCH", "LS", "REQ", "END", "+ov", "-b", "0", "001",
+                "微程",
             ])
             .prop_map(str::to_owned),
             "\\PC{0,6}",
@@ -828,6 +1121,11 @@ mod properties {
             let line: String = line.chars().filter(|c| !matches!(c, '\r' | '\n' | '\0')).collect();
             let _ = line.parse::<irc::proto::Message>();
         }
+
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
         /// Framing: whatever bytes arrive, in whatever chunks, every line
         /// handed on is within the limits and has no line break in it.
@@ -869,30 +1167,39 @@ mod properties {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let rig = runtime.block_on(Rig::start(test_config()));
         let addr = rig.addr();
-        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 24, ..ProptestConfig::default() });
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 24,
+            ..ProptestConfig::default()
+        });
         runner
-            .run(&prop::collection::vec(prop_oneof![ircish(), "\\PC{0,200}"], 1..20), |lines| {
-                runtime.block_on(async {
-                    let mut c = raw_connect(addr).await;
-                    c.register("fuzzer").await;
-                    for line in &lines {
-                        let clean: String = line.chars().filter(|ch| !matches!(ch, '\r' | '\n')).collect();
-                        if clean.trim_start().to_ascii_uppercase().starts_with("QUIT") {
-                            continue;
+            .run(
+                &prop::collection::vec(prop_oneof![ircish(), "\\PC{0,200}"], 1..20),
+                |lines| {
+                    runtime.block_on(async {
+                        let mut c = raw_connect(addr).await;
+                        c.register("fuzzer").await;
+                        for line in &lines {
+                            let clean: String = line
+                                .chars()
+                                .filter(|ch| !matches!(ch, '\r' | '\n'))
+                                .collect();
+                            if clean.trim_start().to_ascii_uppercase().starts_with("QUIT") {
+                                continue;
+                            }
+                            c.send(&clean).await;
                         }
-                        c.send(&clean).await;
-                    }
-                    c.send("PING :alive").await;
-                    c.expect("alive").await;
-                    c.send("QUIT").await;
-                    c.until_closed().await;
-                    let mut fresh = raw_connect(addr).await;
-                    fresh.register("other").await;
-                    fresh.send("QUIT").await;
-                    fresh.until_closed().await;
-                });
-                Ok(())
-            })
+                        c.send("PING :alive").await;
+                        c.expect("alive").await;
+                        c.send("QUIT").await;
+                        c.until_closed().await;
+                        let mut fresh = raw_connect(addr).await;
+                        fresh.register("other").await;
+                        fresh.send("QUIT").await;
+                        fresh.until_closed().await;
+                    });
+                    Ok(())
+                },
+            )
             .unwrap();
         drop(rig);
     }

@@ -39,7 +39,12 @@ impl<'a> Mx<'a> {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
         let mut req = self
             .hs
             .http()
@@ -95,7 +100,10 @@ impl<'a> Mx<'a> {
             .map(|e| {
                 (
                     e["sender"].as_str().unwrap_or_default().to_string(),
-                    e["content"]["body"].as_str().unwrap_or_default().to_string(),
+                    e["content"]["body"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                 )
             })
             .collect();
@@ -135,7 +143,9 @@ async fn synapse_user_room_and_appservice_ghost() -> Result<()> {
     // An admin, too.
     let (_, admin_token) = hs.register_user("root", "root-password", true).await?;
     let admin = Mx::new(&hs, &admin_token);
-    let me = admin.get("/_synapse/admin/v2/users/@root:localhost").await?;
+    let me = admin
+        .get("/_synapse/admin/v2/users/@root:localhost")
+        .await?;
     assert_eq!(me["admin"], true);
 
     // The appservice registers a ghost in its exclusive namespace...
@@ -171,7 +181,10 @@ async fn synapse_user_room_and_appservice_ghost() -> Result<()> {
     assert_eq!(
         alice.texts(&room_id).await?,
         vec![
-            ("@alice:localhost".to_string(), "hello from alice".to_string()),
+            (
+                "@alice:localhost".to_string(),
+                "hello from alice".to_string()
+            ),
             (
                 "@_qq_10002:localhost".to_string(),
                 "hello from QQ 10002".to_string()
@@ -179,9 +192,14 @@ async fn synapse_user_room_and_appservice_ghost() -> Result<()> {
         ]
     );
     let members = alice
-        .get(&format!("/_matrix/client/v3/rooms/{room_id}/joined_members"))
+        .get(&format!(
+            "/_matrix/client/v3/rooms/{room_id}/joined_members"
+        ))
         .await?;
-    assert!(members["joined"]["@_qq_10002:localhost"].is_object(), "{members}");
+    assert!(
+        members["joined"]["@_qq_10002:localhost"].is_object(),
+        "{members}"
+    );
     Ok(())
 }
 
@@ -211,7 +229,12 @@ async fn synapse_restart_keeps_port_and_data() -> Result<()> {
     assert_eq!(hs.base_url(), url);
     let bob = Mx::new(&hs, &token);
     bob.send_text(&room_id, "after the outage").await?;
-    let bodies: Vec<String> = bob.texts(&room_id).await?.into_iter().map(|t| t.1).collect();
+    let bodies: Vec<String> = bob
+        .texts(&room_id)
+        .await?
+        .into_iter()
+        .map(|t| t.1)
+        .collect();
     assert_eq!(bodies, ["before the outage", "after the outage"]);
 
     hs.restart().await?;
@@ -247,7 +270,10 @@ async fn ngircd_clients_see_each_other() -> Result<()> {
 
     bob.send("PRIVMSG #qqbridge :hi alice").await?;
     let line = alice.expect("PRIVMSG #qqbridge").await?;
-    assert!(line.starts_with(":bob!") && line.ends_with(":hi alice"), "{line}");
+    assert!(
+        line.starts_with(":bob!") && line.ends_with(":hi alice"),
+        "{line}"
+    );
 
     // Direct messages too; a 22-character nick fits.
     bob.send("NICK qq_1234567890_longnick").await?;
@@ -303,7 +329,9 @@ async fn ngircd_load_variant_password_and_many_connections() -> Result<()> {
     stranger.send("USER stranger 0 * :x").await?;
     let lines = stranger.until_closed().await?;
     assert!(
-        lines.iter().any(|l| l.contains(" 464 ") || l.starts_with("ERROR")),
+        lines
+            .iter()
+            .any(|l| l.contains(" 464 ") || l.starts_with("ERROR")),
         "{lines:?}"
     );
 

@@ -133,7 +133,10 @@ fn validate_matrix(source: &Source<'_>, config: &Config) -> Result<(), ConfigErr
             .filter(|t| !t.is_empty() && t.expose() != "generate")
             .map(|t| t.expose().to_owned())
     };
-    if let (Some(a), Some(h)) = (explicit(&appservice.as_token), explicit(&appservice.hs_token)) {
+    if let (Some(a), Some(h)) = (
+        explicit(&appservice.as_token),
+        explicit(&appservice.hs_token),
+    ) {
         if a == h {
             return Err(source.error(
                 "matrix.appservice.hs_token",
@@ -170,14 +173,9 @@ fn validate_matrix(source: &Source<'_>, config: &Config) -> Result<(), ConfigErr
     }
     let prefix = matrix.command_prefix.trim();
     if prefix.is_empty() || prefix.contains(char::is_whitespace) {
-        return Err(source.error(
-            "matrix.command_prefix",
-            "must be one word, e.g. !qq",
-        ));
+        return Err(source.error("matrix.command_prefix", "must be one word, e.g. !qq"));
     }
-    if config.irc.gateway.enabled
-        && config.irc.gateway.listen == appservice.listen
-    {
+    if config.irc.gateway.enabled && config.irc.gateway.listen == appservice.listen {
         return Err(source.error(
             "matrix.appservice.listen",
             "the appservice and the IRC gateway cannot listen on the same address",

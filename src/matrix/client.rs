@@ -139,7 +139,10 @@ impl Homeserver {
     }
 
     /// Sends a prepared request and turns Matrix errors into [`HsError`].
-    async fn execute(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, HsError> {
+    async fn execute(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, HsError> {
         let (parts, body) = request.into_parts();
         let url = parts.uri.to_string();
         let mut builder = self.http.request(parts.method, url).body(body);
@@ -168,8 +171,21 @@ impl Homeserver {
         Ok(out)
     }
 
+    /// Whether the homeserver answers at all (`/_matrix/client/versions`).
+    pub async fn is_up(&self) -> bool {
+        self.http
+            .get(format!("{}/_matrix/client/versions", self.base_url))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+
     /// A plain GET with the as_token (media download for the media proxy).
-    pub async fn get_raw(&self, path_and_query: &str) -> Result<(Option<String>, Vec<u8>), HsError> {
+    pub async fn get_raw(
+        &self,
+        path_and_query: &str,
+    ) -> Result<(Option<String>, Vec<u8>), HsError> {
         let response = self
             .http
             .get(format!("{}{path_and_query}", self.base_url))

@@ -6,7 +6,8 @@
 //! store, so a restart does not redo it.
 
 use ruma::api::client::account::register;
-use ruma::api::client::profile::set_display_name;
+use ruma::api::client::profile::set_profile_field;
+use ruma::profile::ProfileFieldValue;
 use ruma::OwnedUserId;
 
 use crate::core::model::Uin;
@@ -23,7 +24,11 @@ impl Matrix {
     /// `displayname_template` filled in for one QQ user.
     pub(crate) fn ghost_name(&self, uin: Uin, nick: &str) -> String {
         let nick = nick.trim();
-        let nick = if nick.is_empty() { uin.to_string() } else { nick.to_owned() };
+        let nick = if nick.is_empty() {
+            uin.to_string()
+        } else {
+            nick.to_owned()
+        };
         let name = self
             .settings
             .displayname_template
@@ -37,7 +42,11 @@ impl Matrix {
 
     /// The ghost of `uin`, registered, with its global display name from
     /// `nick` (when given; a ghost keeps the name it has otherwise).
-    pub(crate) async fn ensure_ghost(&self, uin: Uin, nick: Option<&str>) -> Result<OwnedUserId, MatrixError> {
+    pub(crate) async fn ensure_ghost(
+        &self,
+        uin: Uin,
+        nick: Option<&str>,
+    ) -> Result<OwnedUserId, MatrixError> {
         let ghost = self.ids.ghost(uin)?;
         let stored = self.store.matrix_ghost(ghost.as_str()).await?;
         let current = match stored {
@@ -67,7 +76,12 @@ impl Matrix {
 
     /// The ghost's global display name as last set.
     pub(crate) async fn ghost_global_name(&self, ghost: &str) -> Option<String> {
-        self.store.matrix_ghost(ghost).await.ok().flatten().flatten()
+        self.store
+            .matrix_ghost(ghost)
+            .await
+            .ok()
+            .flatten()
+            .flatten()
     }
 
     async fn register(&self, user: &OwnedUserId) -> Result<(), MatrixError> {
@@ -87,7 +101,12 @@ impl Matrix {
     }
 
     async fn set_global_name(&self, user: &OwnedUserId, name: &str) -> Result<(), MatrixError> {
-        let make = || set_display_name::v3::Request::new(user.clone(), Some(name.to_owned()));
+        let make = || {
+            set_profile_field::v3::Request::new(
+                user.clone(),
+                ProfileFieldValue::DisplayName(name.to_owned()),
+            )
+        };
         let who = (!self.ids.is_bot(user.as_str())).then_some(user.as_ref());
         self.hs.call_retrying(make, who).await?;
         Ok(())
@@ -97,11 +116,20 @@ impl Matrix {
     pub(crate) async fn ensure_bot_profile(&self) -> Result<(), MatrixError> {
         const BOT_NAME: &str = "QQ bridge bot";
         let bot = self.ids.bot.clone();
-        if self.store.matrix_ghost(bot.as_str()).await?.flatten().as_deref() == Some(BOT_NAME) {
+        if self
+            .store
+            .matrix_ghost(bot.as_str())
+            .await?
+            .flatten()
+            .as_deref()
+            == Some(BOT_NAME)
+        {
             return Ok(());
         }
         self.set_global_name(&bot, BOT_NAME).await?;
-        self.store.save_matrix_ghost(bot.as_str(), Some(BOT_NAME)).await?;
+        self.store
+            .save_matrix_ghost(bot.as_str(), Some(BOT_NAME))
+            .await?;
         Ok(())
     }
 
@@ -164,12 +192,19 @@ impl Matrix {
             .map_err(|e| MatrixError::BadId(format!("{room:?}: {e}")))?;
         let user = parse_user_id(user)?;
         let who = (!self.ids.is_bot(user.as_str())).then_some(user.as_ref());
-        self.hs.call_retrying(|| Request::new(room_id.clone()), who).await?;
+        self.hs
+            .call_retrying(|| Request::new(room_id.clone()), who)
+            .await?;
         Ok(())
     }
 
     /// The ghost's name in one room (its group card), as a member event.
-    async fn set_room_name(&self, room: &str, ghost: &OwnedUserId, name: &str) -> Result<(), MatrixError> {
+    async fn set_room_name(
+        &self,
+        room: &str,
+        ghost: &OwnedUserId,
+        name: &str,
+    ) -> Result<(), MatrixError> {
         use ruma::api::client::state::send_state_event::v3::Request;
         use ruma::events::StateEventType;
         let room_id = ruma::OwnedRoomId::try_from(room)

@@ -41,7 +41,9 @@ mod room_queue;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -55,6 +57,9 @@ use crate::store::{Store, StoreError};
 
 use client::{Homeserver, HsError};
 use ids::Ids;
+
+/// How often a down homeserver is asked whether it is back.
+const HOMESERVER_WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The side name: the core routes Matrix user ids here, and portals of
 /// Matrix rooms are stored under it.
@@ -106,6 +111,9 @@ pub(crate) struct Matrix {
     portal_lock: tokio::sync::Mutex<()>,
     /// The QQ status last set from each user's Matrix presence.
     presence_set: Mutex<HashMap<String, Presence>>,
+    /// A task watches for the homeserver to come back.
+    watching: AtomicBool,
+    myself: Weak<Matrix>,
 }
 
 impl Matrix {
@@ -156,18 +164,12 @@ impl Drop for MatrixHandle {
 /// same ones `qqbridge registration` prints.
 pub async fn tokens(config: &Config, store: &dyn Store) -> Result<(Secret, Secret), StoreError> {
     let appservice = &config.matrix.appservice;
-    let as_token = crate::app::appservice_token(
-        store,
-        "appservice.as_token",
-        appservice.as_token.as_ref(),
-    )
-    .await?;
-    let hs_token = crate::app::appservice_token(
-        store,
-        "appservice.hs_token",
-        appservice.hs_token.as_ref(),
-    )
-    .await?;
+    let as_token =
+        crate::app::appservice_token(store, "appservice.as_token", appservice.as_token.as_ref())
+            .await?;
+    let hs_token =
+        crate::app::appservice_token(store, "appservice.hs_token", appservice.hs_token.as_ref())
+            .await?;
     Ok((as_token, hs_token))
 }
 
@@ -227,6 +229,8 @@ pub async fn start(
         inbound_wake: Notify::new(),
         portal_lock: tokio::sync::Mutex::new(()),
         presence_set: Mutex::new(HashMap::new()),
+        watching: AtomicBool::new(false),
+        myself: myself.clone(),
     });
     core.register_side(Arc::new(deliver::MatrixSide(Arc::downgrade(&matrix))));
     matrix.resume_room_queues().await;
@@ -235,9 +239,7 @@ pub async fn start(
         matrix.clone(),
         listener,
     )));
-    tasks.push(tokio::spawn(appservice::txn_queue::run(Arc::downgrade(
-        &matrix,
-    ))));
+    tasks.push(tokio::spawn(appservice::txn_queue::run(matrix.clone())));
     {
         let matrix = matrix.clone();
         tasks.push(tokio::spawn(async move { matrix.start_up().await }));
@@ -255,8 +257,10 @@ impl Matrix {
     /// bot's profile, pings (so queued transactions arrive now) and logs
     /// the relay account in.
     async fn start_up(self: Arc<Self>) {
-        let mut backoff =
-            crate::backoff::Backoff::new(std::time::Duration::from_millis(500), std::time::Duration::from_secs(30));
+        let mut backoff = crate::backoff::Backoff::new(
+            std::time::Duration::from_millis(500),
+            std::time::Duration::from_secs(30),
+        );
         loop {
             match self.ping().await {
                 Ok(()) => break,
@@ -318,13 +322,48 @@ impl Matrix {
             .await
         {
             Ok(reply) => tracing::info!(uin = relay.uin, %reply, "relay account"),
-            Err(e) => tracing::warn!(uin = relay.uin, error = %e, "cannot log the relay account in"),
+            Err(e) => {
+                tracing::warn!(uin = relay.uin, error = %e, "cannot log the relay account in")
+            }
         }
+    }
+
+    /// The homeserver did not answer: watch for it to come back, then
+    /// resume every room queue and the core's deliveries to Matrix users at
+    /// once instead of waiting for their backoff to run out.
+    pub(crate) fn homeserver_down(&self) {
+        if self.watching.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let myself = self.myself.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HOMESERVER_WATCH_INTERVAL).await;
+                let Some(matrix) = myself.upgrade() else {
+                    return;
+                };
+                if matrix.hs.is_up().await {
+                    matrix.watching.store(false, Ordering::SeqCst);
+                    tracing::info!("the homeserver is back; resuming Matrix deliveries");
+                    matrix.resume_room_queues().await;
+                    if let Ok(logins) = matrix.store.logins().await {
+                        for login in logins.iter().filter(|l| l.user.starts_with('@')) {
+                            matrix.core.user_reachable(&login.user);
+                        }
+                    }
+                    return;
+                }
+            }
+        });
     }
 
     /// Restarts the send queue of every room with something pending.
     async fn resume_room_queues(&self) {
-        match self.store.outbox_destinations(room_queue::DESTINATION_PREFIX).await {
+        match self
+            .store
+            .outbox_destinations(room_queue::DESTINATION_PREFIX)
+            .await
+        {
             Ok(destinations) => {
                 for destination in destinations {
                     self.rooms.wake(&self.courier, &destination);

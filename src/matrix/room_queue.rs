@@ -15,7 +15,6 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use ruma::events::receipt::ReceiptType;
 use ruma::events::MessageLikeEventType;
 use ruma::serde::Raw;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, TransactionId};
@@ -77,7 +76,10 @@ impl Courier for RoomCourier {
         };
         match matrix.perform(room, item.id, &op).await {
             Ok(()) => Carried::Done,
-            Err(MatrixError::Homeserver(e)) if e.is_transient() => Carried::Later(e.to_string()),
+            Err(MatrixError::Homeserver(e)) if e.is_transient() => {
+                matrix.homeserver_down();
+                Carried::Later(e.to_string())
+            }
             Err(MatrixError::Store(e)) => Carried::Later(e.to_string()),
             Err(e) => {
                 tracing::warn!(%room, error = %e, "a Matrix room operation failed for good");
@@ -101,7 +103,12 @@ impl Matrix {
         let payload = serde_json::to_string(op)
             .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
         self.rooms
-            .push(&self.courier, &format!("{DESTINATION_PREFIX}{room}"), room, &payload)
+            .push(
+                &self.courier,
+                &format!("{DESTINATION_PREFIX}{room}"),
+                room,
+                &payload,
+            )
             .await?;
         Ok(())
     }
@@ -134,7 +141,12 @@ impl Matrix {
         }
     }
 
-    pub(crate) async fn perform(&self, room: &str, item_id: i64, op: &RoomOp) -> Result<(), MatrixError> {
+    pub(crate) async fn perform(
+        &self,
+        room: &str,
+        item_id: i64,
+        op: &RoomOp,
+    ) -> Result<(), MatrixError> {
         match op {
             RoomOp::Send {
                 sender,
@@ -142,7 +154,10 @@ impl Matrix {
                 content,
             } => {
                 let txn = format!("qqbridge.{item_id}");
-                match self.send_event(room, &txn, sender, event_type, content).await {
+                match self
+                    .send_event(room, &txn, sender, event_type, content)
+                    .await
+                {
                     Err(MatrixError::Homeserver(HsError::Refused { errcode, .. }))
                         if errcode == "M_FORBIDDEN" && !self.ids.is_bot(sender) =>
                     {
@@ -151,7 +166,8 @@ impl Matrix {
                         self.store.delete_matrix_members(Some(room), sender).await?;
                         let inviter = self.room_voice(room).await?;
                         self.ensure_member(room, sender, &inviter, None).await?;
-                        self.send_event(room, &txn, sender, event_type, content).await
+                        self.send_event(room, &txn, sender, event_type, content)
+                            .await
                     }
                     other => other,
                 }
@@ -164,8 +180,11 @@ impl Matrix {
                 self.ensure_member(room, user, inviter, displayname.as_deref())
                     .await
             }
-            RoomOp::Receipt { user, event_id: event } => {
-                use ruma::api::client::receipt::create_receipt::v3::Request;
+            RoomOp::Receipt {
+                user,
+                event_id: event,
+            } => {
+                use ruma::api::client::receipt::create_receipt::v3::{ReceiptType, Request};
                 let request = Request::new(room_id(room)?, ReceiptType::Read, event_id(event)?);
                 let who = self.identity(user)?;
                 match self.hs.call(request, who.as_deref()).await {
@@ -184,11 +203,8 @@ impl Matrix {
                 reason,
             } => {
                 use ruma::api::client::redact::redact_event::v3::Request;
-                let mut request = Request::new(
-                    room_id(room)?,
-                    event_id(event)?,
-                    TransactionId::new(),
-                );
+                let mut request =
+                    Request::new(room_id(room)?, event_id(event)?, TransactionId::new());
                 request.reason = Some(reason.clone());
                 let who = self.identity(user)?;
                 match self.hs.call(request, who.as_deref()).await {
@@ -227,7 +243,7 @@ impl Matrix {
             .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
         let request = Request::new_raw(
             room_id(room)?,
-            TransactionId::parse(txn).map_err(|e| MatrixError::BadId(e.to_string()))?,
+            ruma::OwnedTransactionId::from(txn),
             MessageLikeEventType::from(event_type),
             Raw::from_json(raw),
         );
@@ -237,7 +253,12 @@ impl Matrix {
     }
 
     /// Invites `user` as `inviter`; being in the room already is fine.
-    pub(crate) async fn invite(&self, room: &str, inviter: &str, user: &str) -> Result<(), MatrixError> {
+    pub(crate) async fn invite(
+        &self,
+        room: &str,
+        inviter: &str,
+        user: &str,
+    ) -> Result<(), MatrixError> {
         use ruma::api::client::membership::invite_user::v3::{
             InvitationRecipient, InviteUserId, Request,
         };
@@ -247,7 +268,8 @@ impl Matrix {
         match self.hs.call(request, who.as_deref()).await {
             Ok(_) => Ok(()),
             Err(HsError::Refused { message, .. })
-                if message.contains("already in the room") || message.contains("already joined") =>
+                if message.contains("already in the room")
+                    || message.contains("already joined") =>
             {
                 Ok(())
             }

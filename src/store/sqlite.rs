@@ -6,7 +6,6 @@
 //! operation runs on tokio's blocking pool behind a mutex; the async runtime
 //! never waits on disk.
 
-
 mod matrix;
 mod migrations;
 mod puppets;
@@ -23,8 +22,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection};
 
 use super::{
-    MatrixInbound, MatrixMedia, MatrixMember, MatrixRoom, MessageLink, OutboxItem, Portal,
-    QqLogin, Store, StoreError,
+    MatrixInbound, MatrixMedia, MatrixMember, MatrixRoom, MessageLink, OutboxItem, Portal, QqLogin,
+    Store, StoreError,
 };
 use crate::core::model::{ChatId, Uin};
 

@@ -112,7 +112,9 @@ impl FakeNet {
         .into_iter()
         .map(|(u, n)| (Uin(u), n.to_owned()))
         .collect();
-        let passwords = (10001..=10005).map(|u| (Uin(u), "demo".to_owned())).collect();
+        let passwords = (10001..=10005)
+            .map(|u| (Uin(u), "demo".to_owned()))
+            .collect();
         let mut contacts = HashMap::new();
         for me in 10001..=10004u64 {
             let list = (10001..=10004u64)
@@ -138,7 +140,10 @@ impl FakeNet {
     }
 
     pub fn set_password(&self, uin: u64, password: &str) {
-        self.passwords.lock().unwrap().insert(Uin(uin), password.to_owned());
+        self.passwords
+            .lock()
+            .unwrap()
+            .insert(Uin(uin), password.to_owned());
     }
 
     pub fn set_contacts(&self, owner: u64, list: Vec<Contact>) {
@@ -151,13 +156,20 @@ impl FakeNet {
     }
 
     pub async fn emit(&self, owner: u64, event: QqEvent) {
-        let tx = self.events.lock().unwrap().get(&Uin(owner)).cloned().expect("account logged in");
+        let tx = self
+            .events
+            .lock()
+            .unwrap()
+            .get(&Uin(owner))
+            .cloned()
+            .expect("account logged in");
         tx.send(event).await.expect("core listens");
     }
 
     /// A buddy message from `from` to `owner`.
     pub async fn message(&self, owner: u64, from: u64, text: &str) {
-        self.message_in(owner, ChatId::Buddy(Uin(from)), from, text).await;
+        self.message_in(owner, ChatId::Buddy(Uin(from)), from, text)
+            .await;
     }
 
     pub async fn message_in(&self, owner: u64, chat: ChatId, from: u64, text: &str) {
@@ -186,7 +198,14 @@ impl FakeNet {
                 c.presence = presence;
             }
         }
-        self.emit(owner, QqEvent::Presence { uin: Uin(uin), presence }).await;
+        self.emit(
+            owner,
+            QqEvent::Presence {
+                uin: Uin(uin),
+                presence,
+            },
+        )
+        .await;
     }
 
     pub fn sent_texts(&self) -> Vec<(ChatId, String, bool)> {
@@ -222,7 +241,11 @@ impl QqConnector for FakeConnector {
         Protocol::Http11
     }
 
-    async fn login(&self, request: LoginRequest, events: mpsc::Sender<QqEvent>) -> Result<LoginStep, QqError> {
+    async fn login(
+        &self,
+        request: LoginRequest,
+        events: mpsc::Sender<QqEvent>,
+    ) -> Result<LoginStep, QqError> {
         let expected = self.0.passwords.lock().unwrap().get(&request.uin).cloned();
         if expected.as_deref() != Some(request.password.expose()) {
             return Err(QqError::BadCredentials);
@@ -256,21 +279,50 @@ impl QqSession for FakeSession {
         self.net.directory.lock().unwrap().get(&self.uin).cloned()
     }
     async fn contacts(&self) -> Result<Vec<Contact>, QqError> {
-        Ok(self.net.contacts.lock().unwrap().get(&self.uin).cloned().unwrap_or_default())
+        Ok(self
+            .net
+            .contacts
+            .lock()
+            .unwrap()
+            .get(&self.uin)
+            .cloned()
+            .unwrap_or_default())
     }
     async fn groups(&self) -> Result<Vec<GroupInfo>, QqError> {
-        Ok(self.net.groups.lock().unwrap().get(&self.uin).cloned().unwrap_or_default())
+        Ok(self
+            .net
+            .groups
+            .lock()
+            .unwrap()
+            .get(&self.uin)
+            .cloned()
+            .unwrap_or_default())
     }
     async fn send(&self, chat: &ChatId, text: &RichText) -> Result<(), QqError> {
-        self.net.sent.lock().unwrap().push((self.uin, *chat, text.clone()));
+        self.net
+            .sent
+            .lock()
+            .unwrap()
+            .push((self.uin, *chat, text.clone()));
         Ok(())
     }
     async fn set_presence(&self, presence: Presence) -> Result<(), QqError> {
-        self.net.presence_set.lock().unwrap().push((self.uin, presence));
+        self.net
+            .presence_set
+            .lock()
+            .unwrap()
+            .push((self.uin, presence));
         Ok(())
     }
     async fn profile(&self, uin: Uin) -> Result<Profile, QqError> {
-        let nick = self.net.directory.lock().unwrap().get(&uin).cloned().ok_or(QqError::UnknownContact(uin.to_string()))?;
+        let nick = self
+            .net
+            .directory
+            .lock()
+            .unwrap()
+            .get(&uin)
+            .cloned()
+            .ok_or(QqError::UnknownContact(uin.to_string()))?;
         Ok(Profile {
             uin: Some(uin),
             nick,
@@ -285,9 +337,20 @@ impl QqSession for FakeSession {
         Ok(AddOutcome::RequestSent)
     }
     async fn answer_request(&self, uin: Uin, accept: bool, _: &str) -> Result<(), QqError> {
-        self.net.answered.lock().unwrap().push((self.uin, uin, accept));
+        self.net
+            .answered
+            .lock()
+            .unwrap()
+            .push((self.uin, uin, accept));
         if accept {
-            let nick = self.net.directory.lock().unwrap().get(&uin).cloned().unwrap_or_else(|| uin.to_string());
+            let nick = self
+                .net
+                .directory
+                .lock()
+                .unwrap()
+                .get(&uin)
+                .cloned()
+                .unwrap_or_else(|| uin.to_string());
             self.net
                 .contacts
                 .lock()
@@ -352,7 +415,11 @@ impl Rig {
         Rig::start_in(dir, FakeNet::demo(), config).await
     }
 
-    pub async fn start_in(dir: Arc<tempfile::TempDir>, net: Arc<FakeNet>, config: GatewayConfig) -> Rig {
+    pub async fn start_in(
+        dir: Arc<tempfile::TempDir>,
+        net: Arc<FakeNet>,
+        config: GatewayConfig,
+    ) -> Rig {
         capture_logs();
         let db = dir.path().join("bridge.db");
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).unwrap());
@@ -362,7 +429,9 @@ impl Rig {
             Protocol::Http11,
             Arc::new(|_: &str| Some(PermissionLevel::User)),
         );
-        let gateway = gateway::start(core.clone(), store.clone(), &config).await.unwrap();
+        let gateway = gateway::start(core.clone(), store.clone(), &config)
+            .await
+            .unwrap();
         core.restore_logins().await.unwrap();
         Rig {
             dir,
@@ -380,7 +449,9 @@ impl Rig {
     pub async fn restart(self) -> Rig {
         self.gateway.shutdown().await;
         self.core.shutdown().await;
-        let Rig { dir, net, config, .. } = self;
+        let Rig {
+            dir, net, config, ..
+        } = self;
         Rig::start_in(dir, net, config).await
     }
 
@@ -418,7 +489,11 @@ impl IrcUser {
         IrcUser::connect_with(addr, nick, &[]).await
     }
 
-    pub async fn connect_with(addr: SocketAddr, nick: &str, caps: &[irc::proto::Capability]) -> IrcUser {
+    pub async fn connect_with(
+        addr: SocketAddr,
+        nick: &str,
+        caps: &[irc::proto::Capability],
+    ) -> IrcUser {
         let config = IrcConfig {
             nickname: Some(nick.to_owned()),
             username: Some(nick.to_lowercase()),
@@ -452,8 +527,10 @@ impl IrcUser {
             seen: Vec::new(),
             cursor: 0,
         };
-        user.wait_for("welcome", |m| matches!(m.command, Command::Response(Response::RPL_WELCOME, _)))
-            .await;
+        user.wait_for("welcome", |m| {
+            matches!(m.command, Command::Response(Response::RPL_WELCOME, _))
+        })
+        .await;
         user
     }
 
@@ -481,13 +558,19 @@ impl IrcUser {
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                let tail: Vec<String> = self.seen[self.cursor..].iter().map(|m| m.to_string()).collect();
+                let tail: Vec<String> = self.seen[self.cursor..]
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect();
                 panic!("timed out waiting for {what}; unconsumed: {tail:#?}");
             }
             match tokio::time::timeout(left, self.rx.recv()).await {
                 Ok(Some(m)) => self.seen.push(m),
                 Ok(None) => {
-                    let tail: Vec<String> = self.seen[self.cursor..].iter().map(|m| m.to_string()).collect();
+                    let tail: Vec<String> = self.seen[self.cursor..]
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect();
                     panic!("connection closed while waiting for {what}; unconsumed: {tail:#?}");
                 }
                 Err(_) => {}
@@ -520,7 +603,8 @@ impl IrcUser {
     pub async fn bot_reply(&mut self, what: &str) -> String {
         let m = self
             .wait_for(what, |m| {
-                m.source_nickname() == Some("qqbot") && matches!(&m.command, Command::PRIVMSG(t, _) if t == "&qq")
+                m.source_nickname() == Some("qqbot")
+                    && matches!(&m.command, Command::PRIVMSG(t, _) if t == "&qq")
             })
             .await;
         text_of(&m)
@@ -581,7 +665,10 @@ impl<S: AsyncRead + AsyncWrite> RawClient<S> {
     }
 
     pub async fn send(&mut self, line: &str) {
-        self.writer.write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -594,7 +681,9 @@ impl<S: AsyncRead + AsyncWrite> RawClient<S> {
         match tokio::time::timeout(WAIT, self.reader.read_until(b'\n', &mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => None,
             Ok(Ok(_)) => {
-                let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_owned();
+                let line = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned();
                 self.lines.push(line.clone());
                 Some(line)
             }
@@ -612,7 +701,10 @@ impl<S: AsyncRead + AsyncWrite> RawClient<S> {
                     self.send(&pong).await;
                 }
                 Some(_) => {}
-                None => panic!("connection closed before {needle:?}; got: {:#?}", self.lines),
+                None => panic!(
+                    "connection closed before {needle:?}; got: {:#?}",
+                    self.lines
+                ),
             }
         }
     }

@@ -1,8 +1,10 @@
 //! A real ngIRCd server for integration tests.
 //!
 //! ```ignore
-//! let irc = Ngircd::start(NgircdOptions::default()).await?;
-//! let stream = tokio::net::TcpStream::connect(irc.addr()).await?;
+//! let irc = Ngircd::start(NgircdOptions::without_flood_control()).await?;
+//! let mut alice = IrcClient::connect_registered(&irc, "alice").await?;
+//! alice.send("JOIN #qq").await?;
+//! alice.expect(" 366 alice #qq ").await?;
 //! ```
 //!
 //! Each instance listens on its own loopback port with a config in its own
@@ -16,6 +18,13 @@
 //! channel limit per user, 31-character nicks, an operator, and flood
 //! control either ngIRCd's default (a client beyond ~3 commands/s is slowed
 //! down) or off (`MaxPenaltyTime = 0`, for load tests).
+//!
+//! ngIRCd listens with a short accept backlog (about 10): more simultaneous
+//! connection attempts than that wait for the kernel's SYN retry (1 s, then
+//! 3 s...). Connect puppets a few at a time (e.g. 8 in flight), not all at once.
+//!
+//! Its files stay after a panicking test (or with `QQBRIDGE_KEEP_SERVER_DIRS`
+//! set); the test's output then says where.
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -31,7 +40,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use super::process::{
-    deadline_in, file_len, free_port, log_tail, read_since, wait_until, ServerProcess,
+    deadline_in, file_len, free_port, keep_dir_if_failing, log_tail, random_token, read_since,
+    ServerProcess,
 };
 
 /// How ngIRCd is configured; `Default` has flood control on.
@@ -86,6 +96,8 @@ pub struct Ngircd {
     options: NgircdOptions,
     process: Option<ServerProcess>,
     port_race: bool,
+    /// In the MOTD: how the start-up check knows it reached this server.
+    token: String,
 }
 
 impl Ngircd {
@@ -93,11 +105,17 @@ impl Ngircd {
     /// port and waits until a client can register on it.
     pub async fn start(options: NgircdOptions) -> Result<Ngircd> {
         let binary = ngircd_binary()?;
+        // ngIRCd runs as nobody when we are root: it must reach its config,
+        // which a private $TMPDIR would hide.
+        let parent = if running_as_root() {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
         let dir = tempfile::Builder::new()
             .prefix("qqbridge-ngircd-")
-            .tempdir()
+            .tempdir_in(parent)
             .context("create ngircd temp dir")?;
-        // ngIRCd runs as nobody: it must reach its config.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
         let include_dir = dir.path().join("conf.d");
         std::fs::create_dir(&include_dir)?;
@@ -109,6 +127,7 @@ impl Ngircd {
             options,
             process: None,
             port_race: false,
+            token: random_token(12),
         };
         let mut attempt = 0;
         loop {
@@ -234,9 +253,10 @@ impl Ngircd {
 \tAdminEMail = nobody@localhost
 \tListen = 127.0.0.1
 \tPorts = {port}
-\tMotdPhrase = qqbridge test server",
+\tMotdPhrase = qqbridge test server {token}",
             name = o.server_name,
             port = self.port,
+            token = self.token,
         )?;
         if let Some(pass) = &o.password {
             writeln!(c, "\tPassword = {pass}")?;
@@ -296,8 +316,7 @@ impl Ngircd {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
+        if running_as_root() {
             // ngIRCd would drop to nobody itself; starting it as nobody
             // keeps the parent-death signal (a uid change clears it).
             let (uid, gid) = nobody();
@@ -305,23 +324,19 @@ impl Ngircd {
         }
         let mut process = ServerProcess::spawn("ngircd", cmd)?;
         let addr = self.addr();
-        let password = self.options.password.clone();
-        let process_ref = &mut process;
-        let ready = wait_until(
-            deadline_in(self.options.start_timeout),
-            "ngircd to accept a client registration",
-            || {
-                let exited = process_ref.check_alive();
-                let password = password.clone();
-                async move {
-                    exited?;
-                    tokio::time::timeout(Duration::from_secs(5), probe(addr, password))
+        let password = self.options.password.as_deref();
+        let token = self.token.as_str();
+        let ready = process
+            .wait_ready(
+                self.options.start_timeout,
+                "it welcomes a client",
+                || async move {
+                    tokio::time::timeout(Duration::from_secs(5), probe(addr, password, token))
                         .await
                         .map_err(|_| anyhow!("no welcome within 5 s"))?
-                }
-            },
-        )
-        .await;
+                },
+            )
+            .await;
         match ready {
             Ok(()) => {
                 self.process = Some(process);
@@ -331,12 +346,12 @@ impl Ngircd {
                 process.kill();
                 self.port_race =
                     read_since(&self.log_path(), log_size).contains("Address already in use");
-                Err(e.context(format!(
-                    "ngircd did not start on port {} ({}):\n{}",
+                Err(anyhow!(
+                    "ngircd did not start on port {} ({}): {e:#}\n{}",
                     self.port,
                     self.binary.display(),
                     self.log_tail(40)
-                )))
+                ))
             }
         }
     }
@@ -345,14 +360,21 @@ impl Ngircd {
 impl Drop for Ngircd {
     fn drop(&mut self) {
         self.kill();
+        let tail = self.log_tail(30);
+        keep_dir_if_failing(&mut self.dir, "ngircd", || tail);
     }
 }
 
-/// Registers a throwaway client and waits for the welcome (001).
-async fn probe(addr: SocketAddr, password: Option<String>) -> Result<()> {
+/// Registers a throwaway client, waits for the welcome (001) and for the
+/// MOTD line naming this instance's `token`.
+async fn probe(addr: SocketAddr, password: Option<&str>, token: &str) -> Result<()> {
     let mut c = IrcClient::connect(addr).await?;
     let nick = format!("probe{}", rand::random::<u32>() % 1_000_000);
-    c.register(&nick, password.as_deref()).await?;
+    c.register(&nick, password).await?;
+    let end = c.expect(" 376 ").await?;
+    if !c.lines.iter().any(|l| l.contains(token)) {
+        bail!("another IRC server answers on {addr} ({end})");
+    }
     c.send("QUIT :ready").await
 }
 
@@ -405,7 +427,9 @@ impl IrcClient {
         if let Some(pass) = password {
             hello.push_str(&format!("PASS {pass}\r\n"));
         }
-        hello.push_str(&format!("NICK {nick}\r\nUSER {nick} 0 * :test user {nick}\r\n"));
+        hello.push_str(&format!(
+            "NICK {nick}\r\nUSER {nick} 0 * :test user {nick}\r\n"
+        ));
         self.writer.write_all(hello.as_bytes()).await?;
         self.expect(&format!(" 001 {nick} ")).await?;
         Ok(())
@@ -477,6 +501,11 @@ pub fn ngircd_binary() -> Result<PathBuf> {
         .map(|d| d.join("ngircd"))
         .find(|p| p.is_file())
         .ok_or_else(|| anyhow!("ngircd not found: run scripts/install-test-deps"))
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// uid and gid of `nobody`, from /etc/passwd (65534 when not listed).

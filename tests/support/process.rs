@@ -21,7 +21,7 @@ use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 // ---------------------------------------------------------------- ports
 
@@ -58,6 +58,12 @@ pub fn free_port() -> u16 {
     // Hardly reachable; let the kernel pick.
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
     listener.local_addr().unwrap().port()
+}
+
+/// A random alphanumeric token of `len` characters.
+pub fn random_token(len: usize) -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), len)
 }
 
 // ---------------------------------------------------------------- waits
@@ -153,10 +159,7 @@ impl ServerProcess {
 
     /// `Some(status)` once the process has ended.
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        match self.child.as_mut()?.try_wait() {
-            Ok(status) => status,
-            Err(_) => None,
-        }
+        self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     fn signal_group(&self, signal: libc::c_int) {
@@ -198,11 +201,39 @@ impl ServerProcess {
         &self.name
     }
 
-    /// An error if the process has already ended, naming its exit status.
-    pub fn check_alive(&mut self) -> Result<()> {
-        match self.exited() {
-            Some(status) => Err(anyhow!("{} exited early ({status})", self.name)),
-            None => Ok(()),
+    /// Runs `check` every 50 ms until it returns `Ok` (the server is ready)
+    /// and returns that value. Fails at once if the process ends, and after
+    /// `timeout` with the last error `check` gave.
+    pub async fn wait_ready<T, E, F, Fut>(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut check: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                bail!(
+                    "{} exited ({status}) before it was ready ({what})",
+                    self.name
+                );
+            }
+            let last = match check().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} not ready after {timeout:?} ({what}); last error: {last}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
@@ -210,6 +241,20 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Keeps a server's temp dir when the test is panicking (or always, with
+/// `QQBRIDGE_KEEP_SERVER_DIRS` set), printing where it is and, on a panic,
+/// `tail()` (the end of the server's log).
+pub fn keep_dir_if_failing(dir: &mut tempfile::TempDir, name: &str, tail: impl FnOnce() -> String) {
+    let panicking = std::thread::panicking();
+    if panicking || std::env::var_os("QQBRIDGE_KEEP_SERVER_DIRS").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("{name} files kept in {}", dir.path().display());
+        if panicking {
+            eprintln!("{}", tail());
+        }
     }
 }
 

@@ -16,8 +16,12 @@
 //! The generated homeserver.yaml: server_name `localhost`, SQLite, every
 //! rate limit out of reach, `enable_registration: false` with a
 //! `registration_shared_secret` (see [`Synapse::register_user`]), presence
-//! on, no federation listener and no key servers. Appservice registrations
-//! are read by Synapse only when it starts, so they go in the options.
+//! on, one listener (client API, admin API, keys) and no federation, no
+//! trusted key servers. Appservice registrations are read by Synapse only
+//! when it starts, so they go in the options.
+//!
+//! Its files stay after a panicking test (or with `QQBRIDGE_KEEP_SERVER_DIRS`
+//! set); the test's output then says where.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -27,12 +31,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use rand::distributions::{Alphanumeric, DistString};
 use serde_json::{json, Value};
 use sha1::Sha1;
 
+pub use super::process::random_token;
 use super::process::{
-    deadline_in, file_len, free_port, log_tail, read_since, wait_until, ServerProcess,
+    deadline_in, file_len, free_port, keep_dir_if_failing, log_tail, read_since, ServerProcess,
 };
 
 /// How Synapse is configured; `Default` is a plain homeserver.
@@ -76,6 +80,9 @@ pub struct Synapse {
     port: u16,
     python: PathBuf,
     shared_secret: String,
+    /// The id of this instance's signing key, e.g. `a_x7Gq2LmP`: how the
+    /// start-up check knows it reached this Synapse and not another one.
+    key_id: String,
     options: SynapseOptions,
     process: Option<ServerProcess>,
     http: reqwest::Client,
@@ -103,6 +110,7 @@ impl Synapse {
             port: 0,
             python,
             shared_secret: random_token(32),
+            key_id: format!("a_{}", random_token(8)),
             options,
             process: None,
             http,
@@ -285,10 +293,9 @@ impl Synapse {
         // An ed25519 signing key is its 32-byte seed, in unpadded base64.
         let seed: [u8; 32] = rand::random();
         let key = base64::engine::general_purpose::STANDARD_NO_PAD.encode(seed);
-        let version = Alphanumeric.sample_string(&mut rand::thread_rng(), 4);
         std::fs::write(
             dir.join("signing.key"),
-            format!("ed25519 a_{version} {key}\n"),
+            format!("ed25519 {} {key}\n", self.key_id),
         )?;
         let log_config = format!(
             r#"version: 1
@@ -337,7 +344,7 @@ listeners:
     tls: false
     x_forwarded: false
     resources:
-      - names: [client]
+      - names: [client, keys]
         compress: false
 database:
   name: sqlite3
@@ -429,45 +436,56 @@ app_service_config_files: [{appservices}]"#,
             .stdout(stdio.try_clone()?)
             .stderr(stdio);
         let mut process = ServerProcess::spawn("Synapse", cmd)?;
-        let url = format!("{}/_matrix/client/versions", self.base_url());
+        let base = self.base_url();
         let http = &self.http;
-        let process_ref = &mut process;
-        let ready = wait_until(
-            deadline_in(self.options.start_timeout),
-            "Synapse to answer /_matrix/client/versions",
-            || {
-                let exited = process_ref.check_alive();
-                let req = http.get(&url).timeout(Duration::from_secs(2)).send();
-                async move {
-                    exited?;
-                    let resp = req.await?.error_for_status()?;
-                    anyhow::Ok(resp)
-                }
-            },
-        )
-        .await;
+        let key = format!("ed25519:{}", self.key_id);
+        let ready = process
+            .wait_ready(
+                self.options.start_timeout,
+                "it answers /_matrix/client/versions",
+                || {
+                    let versions = http
+                        .get(format!("{base}/_matrix/client/versions"))
+                        .timeout(Duration::from_secs(2))
+                        .send();
+                    let keys = http
+                        .get(format!("{base}/_matrix/key/v2/server"))
+                        .timeout(Duration::from_secs(2))
+                        .send();
+                    let key = &key;
+                    async move {
+                        versions.await?.error_for_status()?;
+                        let keys: Value = keys.await?.error_for_status()?.json().await?;
+                        if keys["verify_keys"].get(key).is_none() {
+                            bail!("another server answers on this port: {keys}");
+                        }
+                        anyhow::Ok(())
+                    }
+                },
+            )
+            .await;
         match ready {
-            Ok(_) => {
+            Ok(()) => {
                 self.process = Some(process);
                 Ok(())
             }
             Err(e) => {
                 process.kill();
                 self.port_race = self.lost_port_race(log_sizes);
-                Err(e.context(format!(
-                    "Synapse did not start on port {} (python {}):\n{}",
+                Err(anyhow!(
+                    "Synapse did not start on port {} (python {}): {e:#}\n{}",
                     self.port,
                     self.python.display(),
                     self.log_tail(40)
-                )))
+                ))
             }
         }
     }
 
     /// Whether the logs written since `sizes` say the port was taken.
     fn lost_port_race(&self, sizes: (u64, u64)) -> bool {
-        let logs = read_since(&self.stdio_log_path(), sizes.0)
-            + &read_since(&self.log_path(), sizes.1);
+        let logs =
+            read_since(&self.stdio_log_path(), sizes.0) + &read_since(&self.log_path(), sizes.1);
         logs.contains("Address already in use")
     }
 }
@@ -476,13 +494,22 @@ impl Drop for Synapse {
     fn drop(&mut self) {
         // Before the temp dir goes.
         self.kill();
+        let tail = self.log_tail(30);
+        keep_dir_if_failing(&mut self.dir, "Synapse", || tail);
     }
 }
 
 /// The Python interpreter of the Synapse venv.
 pub fn synapse_python() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("QQBRIDGE_SYNAPSE_PYTHON") {
-        return Ok(PathBuf::from(p));
+        let python = PathBuf::from(p);
+        if !python.exists() {
+            bail!(
+                "QQBRIDGE_SYNAPSE_PYTHON={} does not exist",
+                python.display()
+            );
+        }
+        return Ok(python);
     }
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/synapse-venv/bin/python");
     if !python.exists() {
@@ -565,11 +592,6 @@ impl AppserviceRegistration {
 }
 
 // ---------------------------------------------------------------- helpers
-
-/// A random alphanumeric token of `len` characters.
-pub fn random_token(len: usize) -> String {
-    Alphanumeric.sample_string(&mut rand::thread_rng(), len)
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

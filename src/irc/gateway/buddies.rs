@@ -65,6 +65,9 @@ pub struct GroupChannel {
     /// The group's name as QQ shows it.
     pub topic: String,
     pub members: BTreeSet<Uin>,
+    /// Group cards (群名片) of the members that have one: their realname in
+    /// this channel's WHO.
+    pub cards: BTreeMap<Uin, String>,
 }
 
 /// A group channel as the client has seen it.
@@ -218,7 +221,13 @@ impl UserView {
     /// The nick of `uin`, giving it one if it has none yet: its stored
     /// name, else the first free candidate derived from `qq_name`.
     /// `realname` is only used for someone new.
-    pub async fn name(&mut self, naming: &Naming<'_>, uin: Uin, qq_name: &str, realname: &str) -> String {
+    pub async fn name(
+        &mut self,
+        naming: &Naming<'_>,
+        uin: Uin,
+        qq_name: &str,
+        realname: &str,
+    ) -> String {
         if let Some(person) = self.people.get(&uin) {
             return person.nick.clone();
         }
@@ -228,14 +237,22 @@ impl UserView {
             uin,
             Person {
                 nick: nick.clone(),
-                realname: if realname.is_empty() { qq_name.to_owned() } else { realname.to_owned() },
+                realname: if realname.is_empty() {
+                    qq_name.to_owned()
+                } else {
+                    realname.to_owned()
+                },
             },
         );
         nick
     }
 
     fn usable(&self, naming: &Naming<'_>, uin: Uin, nick: &str) -> bool {
-        !naming.reserved(nick) && self.by_nick.get(&irc_lowercase(nick)).map_or(true, |u| *u == uin)
+        !naming.reserved(nick)
+            && self
+                .by_nick
+                .get(&irc_lowercase(nick))
+                .map_or(true, |u| *u == uin)
     }
 
     async fn pick_nick(&self, naming: &Naming<'_>, uin: Uin, qq_name: &str) -> String {
@@ -247,14 +264,20 @@ impl UserView {
             }
         };
         match stored {
-            Some(name) if is_valid_irc_nick(&name, NICKLEN) && self.usable(naming, uin, &name) => return name,
+            Some(name) if is_valid_irc_nick(&name, NICKLEN) && self.usable(naming, uin, &name) => {
+                return name
+            }
             Some(_) => {}
             None => {
                 for candidate in nick_candidates(qq_name, uin, NICKLEN) {
                     if !self.usable(naming, uin, &candidate) {
                         continue;
                     }
-                    match naming.store.claim_puppet_name(naming.scope, uin, &candidate).await {
+                    match naming
+                        .store
+                        .claim_puppet_name(naming.scope, uin, &candidate)
+                        .await
+                    {
                         Ok(Some(name)) if self.usable(naming, uin, &name) => return name,
                         Ok(Some(_)) => break,
                         Ok(None) => continue,
@@ -329,7 +352,11 @@ impl UserView {
         let mut names = vec![format!("@{BOT_NICK}"), ctx.numerics.nick.clone()];
         for (uin, flags) in members {
             if let Some(nick) = self.nick_of(*uin) {
-                names.push(if flags.voice { format!("+{nick}") } else { nick.to_owned() });
+                names.push(if flags.voice {
+                    format!("+{nick}")
+                } else {
+                    nick.to_owned()
+                });
             }
         }
         names
@@ -344,17 +371,27 @@ impl UserView {
             let wanted = self.control_wanted();
             match self.shown.control.take() {
                 None => {
-                    out.extend(join_channel(ctx, CONTROL_CHANNEL, CONTROL_TOPIC, self.control_names(ctx, &wanted)));
+                    out.extend(join_channel(
+                        ctx,
+                        CONTROL_CHANNEL,
+                        CONTROL_TOPIC,
+                        self.control_names(ctx, &wanted),
+                    ));
                 }
                 Some(shown) => {
                     let mut voice = Vec::new();
                     let mut devoice = Vec::new();
                     for (uin, flags) in &wanted {
-                        let Some(nick) = self.nick_of(*uin) else { continue };
+                        let Some(nick) = self.nick_of(*uin) else {
+                            continue;
+                        };
                         let prefix = person_prefix(nick, *uin);
                         let before = shown.get(uin).copied();
                         if before.is_none() {
-                            out.push(with_prefix(prefix.clone(), Command::JOIN(CONTROL_CHANNEL.to_owned(), None, None)));
+                            out.push(with_prefix(
+                                prefix.clone(),
+                                Command::JOIN(CONTROL_CHANNEL.to_owned(), None, None),
+                            ));
                         }
                         let was_voiced = before.is_some_and(|f| f.voice);
                         if flags.voice && !was_voiced {
@@ -365,12 +402,19 @@ impl UserView {
                         let was_away = before.is_some_and(|f| f.away);
                         if ctx.caps.away_notify && flags.away != was_away {
                             let reason = self.buddies.get(uin).and_then(|p| away_reason(*p));
-                            out.push(with_prefix(prefix, Command::AWAY(reason.map(str::to_owned))));
+                            out.push(with_prefix(
+                                prefix,
+                                Command::AWAY(reason.map(str::to_owned)),
+                            ));
                         }
                     }
                     out.extend(mode_lines(server, CONTROL_CHANNEL, '+', &voice));
                     out.extend(mode_lines(server, CONTROL_CHANNEL, '-', &devoice));
-                    left_control = shown.keys().filter(|u| !wanted.contains_key(u)).copied().collect();
+                    left_control = shown
+                        .keys()
+                        .filter(|u| !wanted.contains_key(u))
+                        .copied()
+                        .collect();
                 }
             }
             self.shown.control = Some(wanted);
@@ -392,20 +436,32 @@ impl UserView {
             match shown_channels.remove(number) {
                 None => {
                     let mut names = vec![ctx.numerics.nick.clone()];
-                    names.extend(members.iter().filter_map(|u| self.nick_of(*u).map(str::to_owned)));
+                    names.extend(
+                        members
+                            .iter()
+                            .filter_map(|u| self.nick_of(*u).map(str::to_owned)),
+                    );
                     out.extend(join_channel(ctx, &group.name, &group.topic, names));
                 }
-                Some(ShownChannel { members: before, .. }) => {
+                Some(ShownChannel {
+                    members: before, ..
+                }) => {
                     for uin in members.difference(&before) {
                         if let Some(nick) = self.nick_of(*uin) {
-                            out.push(with_prefix(person_prefix(nick, *uin), Command::JOIN(group.name.clone(), None, None)));
+                            out.push(with_prefix(
+                                person_prefix(nick, *uin),
+                                Command::JOIN(group.name.clone(), None, None),
+                            ));
                         }
                     }
                     for uin in before.difference(&members) {
                         if let Some(nick) = self.nick_of(*uin) {
                             out.push(with_prefix(
                                 person_prefix(nick, *uin),
-                                Command::PART(group.name.clone(), Some("left the QQ group".to_owned())),
+                                Command::PART(
+                                    group.name.clone(),
+                                    Some("left the QQ group".to_owned()),
+                                ),
                             ));
                         }
                     }
@@ -420,16 +476,33 @@ impl UserView {
             );
         }
         // Groups that are gone (left, or logged out): the client leaves them.
-        let gone_reason = if self.owner.is_some() { "no longer in this QQ group" } else { "logged out of QQ" };
+        let gone_reason = if self.owner.is_some() {
+            "no longer in this QQ group"
+        } else {
+            "logged out of QQ"
+        };
         for gone in shown_channels.into_values() {
-            out.push(with_prefix(ctx.me.clone(), Command::PART(gone.name, Some(gone_reason.to_owned()))));
+            out.push(with_prefix(
+                ctx.me.clone(),
+                Command::PART(gone.name, Some(gone_reason.to_owned())),
+            ));
         }
 
-        let leave_reason = if self.owner.is_some() { "no longer your QQ buddy" } else { "logged out of QQ" };
+        let leave_reason = if self.owner.is_some() {
+            "no longer your QQ buddy"
+        } else {
+            "logged out of QQ"
+        };
         for uin in left_control {
-            let Some(nick) = self.nick_of(uin) else { continue };
+            let Some(nick) = self.nick_of(uin) else {
+                continue;
+            };
             let prefix = person_prefix(nick, uin);
-            let elsewhere = self.shown.channels.values().any(|c| c.members.contains(&uin));
+            let elsewhere = self
+                .shown
+                .channels
+                .values()
+                .any(|c| c.members.contains(&uin));
             out.push(with_prefix(
                 prefix,
                 if elsewhere {
@@ -444,11 +517,22 @@ impl UserView {
 }
 
 /// JOIN, topic and NAMES for the client itself joining `channel`.
-pub fn join_channel(ctx: &SyncCtx<'_>, channel: &str, topic: &str, names: Vec<String>) -> Vec<Message> {
+pub fn join_channel(
+    ctx: &SyncCtx<'_>,
+    channel: &str,
+    topic: &str,
+    names: Vec<String>,
+) -> Vec<Message> {
     let n = ctx.numerics;
-    let mut out = vec![with_prefix(ctx.me.clone(), Command::JOIN(channel.to_owned(), None, None))];
+    let mut out = vec![with_prefix(
+        ctx.me.clone(),
+        Command::JOIN(channel.to_owned(), None, None),
+    )];
     out.push(n.reply(RPL_TOPIC, &[channel, topic]));
-    out.push(n.reply(RPL_TOPICWHOTIME, &[channel, &n.server, &ctx.since.to_string()]));
+    out.push(n.reply(
+        RPL_TOPICWHOTIME,
+        &[channel, &n.server, &ctx.since.to_string()],
+    ));
     out.extend(n.names(channel, &names));
     out
 }
@@ -458,7 +542,10 @@ pub fn mode_lines(server: &str, channel: &str, sign: char, nicks: &[String]) -> 
     nicks
         .chunks(MODES_PER_LINE)
         .map(|chunk| {
-            let mut params = vec![channel.to_owned(), format!("{sign}{}", "v".repeat(chunk.len()))];
+            let mut params = vec![
+                channel.to_owned(),
+                format!("{sign}{}", "v".repeat(chunk.len())),
+            ];
             params.extend(chunk.iter().cloned());
             Message {
                 tags: None,

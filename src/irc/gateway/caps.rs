@@ -74,8 +74,16 @@ pub enum CapAction {
 
 /// Handles one CAP command for a client called `nick` (`*` before
 /// registration). `negotiating` is set while LS/REQ hold registration open.
-pub fn handle(caps: &mut Caps, nick: &str, sub: &CapSubCommand, arg: Option<&str>, negotiating: &mut bool) -> CapAction {
-    let reply = |sub: CapSubCommand, text: String| Command::CAP(Some(nick.to_owned()), sub, None, Some(text));
+pub fn handle(
+    caps: &mut Caps,
+    nick: &str,
+    sub: &CapSubCommand,
+    arg: Option<&str>,
+    negotiating: &mut bool,
+) -> CapAction {
+    let reply = |sub: CapSubCommand, text: String| {
+        Command::CAP(Some(nick.to_owned()), sub, None, Some(text))
+    };
     match sub {
         CapSubCommand::LS => {
             *negotiating = true;

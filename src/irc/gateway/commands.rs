@@ -24,9 +24,9 @@ const MAX_LOOKUPS: usize = 32;
 /// Commands this server knows; a known one with missing parameters gets
 /// 461 rather than 421.
 const KNOWN: &[&str] = &[
-    "PRIVMSG", "NOTICE", "JOIN", "PART", "WHO", "WHOIS", "NAMES", "LIST", "MODE", "TOPIC", "AWAY", "OPER",
-    "PING", "PONG", "QUIT", "ISON", "USERHOST", "NICK", "USER", "PASS", "CAP", "MOTD", "VERSION", "KICK",
-    "INVITE", "KILL",
+    "PRIVMSG", "NOTICE", "JOIN", "PART", "WHO", "WHOIS", "NAMES", "LIST", "MODE", "TOPIC", "AWAY",
+    "OPER", "PING", "PONG", "QUIT", "ISON", "USERHOST", "NICK", "USER", "PASS", "CAP", "MOTD",
+    "VERSION", "KICK", "INVITE", "KILL",
 ];
 
 fn is_control(name: &str) -> bool {
@@ -40,8 +40,14 @@ fn is_bot(name: &str) -> bool {
 /// WHOIS lines for the bot.
 pub fn whois_bot(n: &Numerics) -> Vec<Message> {
     vec![
-        n.reply(RPL_WHOISUSER, &[BOT_NICK, BOT_NICK, &n.server, "*", "qqbridge control bot"]),
-        n.reply(RPL_WHOISCHANNELS, &[BOT_NICK, &format!("@{CONTROL_CHANNEL}")]),
+        n.reply(
+            RPL_WHOISUSER,
+            &[BOT_NICK, BOT_NICK, &n.server, "*", "qqbridge control bot"],
+        ),
+        n.reply(
+            RPL_WHOISCHANNELS,
+            &[BOT_NICK, &format!("@{CONTROL_CHANNEL}")],
+        ),
         n.reply(RPL_WHOISSERVER, &[BOT_NICK, &n.server, "QQ gateway"]),
     ]
 }
@@ -64,7 +70,9 @@ pub fn whois_self(n: &Numerics, info: &ClientInfo, in_control: bool) -> Vec<Mess
 
 /// WHOIS lines for a QQ user the view knows (without the profile).
 pub fn whois_person(n: &Numerics, v: &UserView, uin: Uin) -> Vec<Message> {
-    let Some(person) = v.people.get(&uin) else { return Vec::new() };
+    let Some(person) = v.people.get(&uin) else {
+        return Vec::new();
+    };
     let nick = person.nick.as_str();
     let mut out = vec![n.reply(
         RPL_WHOISUSER,
@@ -73,7 +81,10 @@ pub fn whois_person(n: &Numerics, v: &UserView, uin: Uin) -> Vec<Message> {
     let mut channels = Vec::new();
     if let Some(control) = &v.shown.control {
         if let Some(flags) = control.get(&uin) {
-            channels.push(format!("{}{CONTROL_CHANNEL}", if flags.voice { "+" } else { "" }));
+            channels.push(format!(
+                "{}{CONTROL_CHANNEL}",
+                if flags.voice { "+" } else { "" }
+            ));
         }
     }
     for shown in v.shown.channels.values() {
@@ -145,7 +156,10 @@ impl Conn {
             }
             Command::PING(token, _) => {
                 let server = self.gw.settings.server_name.clone();
-                self.link.send(self.numerics().from_server(Command::PONG(server, Some(token))));
+                self.link.send(
+                    self.numerics()
+                        .server_message(Command::PONG(server, Some(token))),
+                );
             }
             Command::PONG(..) => {}
             Command::QUIT(_) => {
@@ -166,10 +180,14 @@ impl Conn {
                 let n = self.numerics();
                 self.reply(RPL_VERSION, &[&version(), &n.server, "QQ gateway"]);
             }
-            Command::KICK(channel, ..) | Command::INVITE(_, channel) => {
-                self.reply(ERR_CHANOPRIVSNEEDED, &[&channel, "You're not channel operator"])
-            }
-            Command::KILL(..) => self.reply(ERR_NOPRIVILEGES, &["Permission Denied- You're not an IRC operator"]),
+            Command::KICK(channel, ..) | Command::INVITE(_, channel) => self.reply(
+                ERR_CHANOPRIVSNEEDED,
+                &[&channel, "You're not channel operator"],
+            ),
+            Command::KILL(..) => self.reply(
+                ERR_NOPRIVILEGES,
+                &["Permission Denied- You're not an IRC operator"],
+            ),
             Command::Raw(verb, _) => {
                 let upper = verb.to_ascii_uppercase();
                 if upper == "PRIVMSG" || upper == "NOTICE" {
@@ -193,9 +211,17 @@ impl Conn {
             self.reply(ERR_NOTEXTTOSEND, &["No text to send"]);
             return;
         }
-        for target in targets.split(',').filter(|t| !t.is_empty()).take(MAX_TARGETS) {
+        for target in targets
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .take(MAX_TARGETS)
+        {
             if is_control(target) || is_bot(target) {
-                let reply_to = if is_control(target) { CONTROL_CHANNEL.to_owned() } else { self.link.nick() };
+                let reply_to = if is_control(target) {
+                    CONTROL_CHANNEL.to_owned()
+                } else {
+                    self.link.nick()
+                };
                 if let Some((ctcp, args)) = parse_ctcp(text) {
                     self.bot_ctcp(ctcp, args);
                     continue;
@@ -221,13 +247,15 @@ impl Conn {
             _ => return,
         };
         let server = self.gw.settings.server_name.clone();
-        self.link.send_all(bot_notice(&server, &self.link.nick(), &[answer]));
+        self.link
+            .send_all(bot_notice(&server, &self.link.nick(), &[answer]));
     }
 
     /// Tells the client, from the bot, that something was not sent.
     fn not_sent(&self, what: String) {
         let server = self.gw.settings.server_name.clone();
-        self.link.send_all(bot_notice(&server, &self.link.nick(), &[what]));
+        self.link
+            .send_all(bot_notice(&server, &self.link.nick(), &[what]));
     }
 
     async fn to_person(&self, target: &str, text: &str) {
@@ -238,10 +266,7 @@ impl Conn {
         let chat = {
             let view = self.gw.view(&user);
             let v = view.lock().await;
-            match v.uin_of(target) {
-                Some(uin) => Some(v.chat_for(uin)),
-                None => None,
-            }
+            v.uin_of(target).map(|uin| v.chat_for(uin))
         };
         let chat = match chat {
             Some(chat) => chat,
@@ -269,8 +294,14 @@ impl Conn {
         };
         match group {
             None => self.reply(ERR_NOSUCHCHANNEL, &[target, "No such channel"]),
-            Some((_, false)) => self.reply(ERR_CANNOTSENDTOCHAN, &[target, "Cannot send to channel (join it first)"]),
-            Some((group, true)) => self.send_to_qq(&user, ChatId::Group(group), target, text).await,
+            Some((_, false)) => self.reply(
+                ERR_CANNOTSENDTOCHAN,
+                &[target, "Cannot send to channel (join it first)"],
+            ),
+            Some((group, true)) => {
+                self.send_to_qq(&user, ChatId::Group(group), target, text)
+                    .await
+            }
         }
     }
 
@@ -336,7 +367,10 @@ impl Conn {
             if !group {
                 self.reply(
                     ERR_NOSUCHCHANNEL,
-                    &[channel, "No such channel (your QQ groups are joined automatically)"],
+                    &[
+                        channel,
+                        "No such channel (your QQ groups are joined automatically)",
+                    ],
                 );
             }
         }
@@ -402,10 +436,26 @@ impl Conn {
     }
 
     /// One RPL_WHOREPLY.
-    fn who_line(n: &Numerics, channel: &str, ident: &str, host: &str, nick: &str, flags: &str, realname: &str) -> Message {
+    fn who_line(
+        n: &Numerics,
+        channel: &str,
+        ident: &str,
+        host: &str,
+        nick: &str,
+        flags: &str,
+        realname: &str,
+    ) -> Message {
         n.reply(
             RPL_WHOREPLY,
-            &[channel, ident, host, &n.server, nick, flags, &format!("0 {realname}")],
+            &[
+                channel,
+                ident,
+                host,
+                &n.server,
+                nick,
+                flags,
+                &format!("0 {realname}"),
+            ],
         )
     }
 
@@ -418,17 +468,47 @@ impl Conn {
         let user = self.attached_user();
         if is_control(mask) {
             if user.is_some() || info.pending_control {
-                out.push(Self::who_line(&n, CONTROL_CHANNEL, BOT_NICK, &n.server, BOT_NICK, "H@", "qqbridge control bot"));
-                out.push(Self::who_line(&n, CONTROL_CHANNEL, &info.ident, &info.host, &info.nick, me_flags, &info.realname));
+                out.push(Self::who_line(
+                    &n,
+                    CONTROL_CHANNEL,
+                    BOT_NICK,
+                    &n.server,
+                    BOT_NICK,
+                    "H@",
+                    "qqbridge control bot",
+                ));
+                out.push(Self::who_line(
+                    &n,
+                    CONTROL_CHANNEL,
+                    &info.ident,
+                    &info.host,
+                    &info.nick,
+                    me_flags,
+                    &info.realname,
+                ));
             }
             if let Some(user) = &user {
                 let view = self.gw.view(user);
                 let v = view.lock().await;
                 if let Some(control) = &v.shown.control {
                     for (uin, flags) in control {
-                        let Some(person) = v.people.get(uin) else { continue };
-                        let status = format!("{}{}", if flags.away { "G" } else { "H" }, if flags.voice { "+" } else { "" });
-                        out.push(Self::who_line(&n, CONTROL_CHANNEL, &uin.to_string(), QQ_HOST, &person.nick, &status, &person.realname));
+                        let Some(person) = v.people.get(uin) else {
+                            continue;
+                        };
+                        let status = format!(
+                            "{}{}",
+                            if flags.away { "G" } else { "H" },
+                            if flags.voice { "+" } else { "" }
+                        );
+                        out.push(Self::who_line(
+                            &n,
+                            CONTROL_CHANNEL,
+                            &uin.to_string(),
+                            QQ_HOST,
+                            &person.nick,
+                            &status,
+                            &person.realname,
+                        ));
                     }
                 }
             }
@@ -437,27 +517,70 @@ impl Conn {
                 let view = self.gw.view(user);
                 let v = view.lock().await;
                 if let Some(group) = v.group_by_channel(mask) {
+                    let cards = v.groups.get(&group).map(|g| &g.cards);
                     if let Some(shown) = v.shown.channels.get(&group) {
-                        out.push(Self::who_line(&n, &shown.name, &info.ident, &info.host, &info.nick, me_flags, &info.realname));
+                        out.push(Self::who_line(
+                            &n,
+                            &shown.name,
+                            &info.ident,
+                            &info.host,
+                            &info.nick,
+                            me_flags,
+                            &info.realname,
+                        ));
                         for uin in &shown.members {
-                            let Some(person) = v.people.get(uin) else { continue };
+                            let Some(person) = v.people.get(uin) else {
+                                continue;
+                            };
                             let away = v.buddies.get(uin).and_then(|p| away_reason(*p)).is_some();
-                            out.push(Self::who_line(&n, &shown.name, &uin.to_string(), QQ_HOST, &person.nick, if away { "G" } else { "H" }, &person.realname));
+                            out.push(Self::who_line(
+                                &n,
+                                &shown.name,
+                                &uin.to_string(),
+                                QQ_HOST,
+                                &person.nick,
+                                if away { "G" } else { "H" },
+                                cards.and_then(|c| c.get(uin)).unwrap_or(&person.realname),
+                            ));
                         }
                     }
                 }
             }
         } else if is_bot(mask) {
-            out.push(Self::who_line(&n, "*", BOT_NICK, &n.server, BOT_NICK, "H", "qqbridge control bot"));
+            out.push(Self::who_line(
+                &n,
+                "*",
+                BOT_NICK,
+                &n.server,
+                BOT_NICK,
+                "H",
+                "qqbridge control bot",
+            ));
         } else if irc_lowercase(mask) == irc_lowercase(&info.nick) {
-            out.push(Self::who_line(&n, "*", &info.ident, &info.host, &info.nick, me_flags, &info.realname));
+            out.push(Self::who_line(
+                &n,
+                "*",
+                &info.ident,
+                &info.host,
+                &info.nick,
+                me_flags,
+                &info.realname,
+            ));
         } else if let Some(user) = &user {
             let view = self.gw.view(user);
             let v = view.lock().await;
             if let Some(uin) = v.uin_of(mask) {
                 if let Some(person) = v.people.get(&uin) {
                     let away = v.buddies.get(&uin).and_then(|p| away_reason(*p)).is_some();
-                    out.push(Self::who_line(&n, "*", &uin.to_string(), QQ_HOST, &person.nick, if away { "G" } else { "H" }, &person.realname));
+                    out.push(Self::who_line(
+                        &n,
+                        "*",
+                        &uin.to_string(),
+                        QQ_HOST,
+                        &person.nick,
+                        if away { "G" } else { "H" },
+                        &person.realname,
+                    ));
                 }
             }
         }
@@ -468,7 +591,11 @@ impl Conn {
     async fn names(&self, channels: Option<&str>) {
         let n = self.numerics();
         let wanted: Vec<String> = match channels {
-            Some(list) => list.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+            Some(list) => list
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
             None => self.joined_channels().await,
         };
         let mut out = Vec::new();
@@ -486,7 +613,8 @@ impl Conn {
     async fn channel_names(&self, channel: &str) -> Option<Vec<String>> {
         let info = self.link.info();
         let Some(user) = self.attached_user() else {
-            return (is_control(channel) && info.pending_control).then(|| vec![format!("@{BOT_NICK}"), info.nick.clone()]);
+            return (is_control(channel) && info.pending_control)
+                .then(|| vec![format!("@{BOT_NICK}"), info.nick.clone()]);
         };
         let view = self.gw.view(&user);
         let v = view.lock().await;
@@ -498,12 +626,21 @@ impl Conn {
                 caps,
                 since: self.sync_ctx_since(),
             };
-            return v.shown.control.as_ref().map(|members| v.control_names(&ctx, members));
+            return v
+                .shown
+                .control
+                .as_ref()
+                .map(|members| v.control_names(&ctx, members));
         }
         let group = v.group_by_channel(channel)?;
         let shown = v.shown.channels.get(&group)?;
         let mut names = vec![info.nick.clone()];
-        names.extend(shown.members.iter().filter_map(|u| v.nick_of(*u).map(str::to_owned)));
+        names.extend(
+            shown
+                .members
+                .iter()
+                .filter_map(|u| v.nick_of(*u).map(str::to_owned)),
+        );
         Some(names)
     }
 
@@ -515,12 +652,29 @@ impl Conn {
                 let view = self.gw.view(&user);
                 let v = view.lock().await;
                 let members = 2 + v.buddies.len();
-                out.push(n.reply(RPL_LIST, &[CONTROL_CHANNEL, &members.to_string(), super::buddies::CONTROL_TOPIC]));
+                out.push(n.reply(
+                    RPL_LIST,
+                    &[
+                        CONTROL_CHANNEL,
+                        &members.to_string(),
+                        super::buddies::CONTROL_TOPIC,
+                    ],
+                ));
                 for group in v.groups.values() {
-                    out.push(n.reply(RPL_LIST, &[&group.name, &(group.members.len() + 1).to_string(), &group.topic]));
+                    out.push(n.reply(
+                        RPL_LIST,
+                        &[
+                            &group.name,
+                            &(group.members.len() + 1).to_string(),
+                            &group.topic,
+                        ],
+                    ));
                 }
             }
-            None => out.push(n.reply(RPL_LIST, &[CONTROL_CHANNEL, "2", super::buddies::CONTROL_TOPIC])),
+            None => out.push(n.reply(
+                RPL_LIST,
+                &[CONTROL_CHANNEL, "2", super::buddies::CONTROL_TOPIC],
+            )),
         }
         out.push(n.reply(RPL_LISTEND, &["End of /LIST"]));
         self.link.send_all(out);
@@ -545,16 +699,25 @@ impl Conn {
         }
         if modes.is_empty() {
             self.reply(RPL_CHANNELMODEIS, &[channel, "+nt"]);
-            self.reply(RPL_CREATIONTIME, &[channel, &self.sync_ctx_since().to_string()]);
+            self.reply(
+                RPL_CREATIONTIME,
+                &[channel, &self.sync_ctx_since().to_string()],
+            );
             return;
         }
         let ban_list_query = modes.iter().all(|m| {
-            matches!(m, Mode::NoPrefix(ChannelMode::Ban) | Mode::Plus(ChannelMode::Ban, None))
+            matches!(
+                m,
+                Mode::NoPrefix(ChannelMode::Ban) | Mode::Plus(ChannelMode::Ban, None)
+            )
         });
         if ban_list_query {
             self.reply(RPL_ENDOFBANLIST, &[channel, "End of channel ban list"]);
         } else {
-            self.reply(ERR_CHANOPRIVSNEEDED, &[channel, "You're not channel operator"]);
+            self.reply(
+                ERR_CHANOPRIVSNEEDED,
+                &[channel, "You're not channel operator"],
+            );
         }
     }
 
@@ -565,7 +728,11 @@ impl Conn {
             return;
         }
         if modes.is_empty() {
-            let current = if self.link.info().invisible { "+i" } else { "+" };
+            let current = if self.link.info().invisible {
+                "+i"
+            } else {
+                "+"
+            };
             self.reply(RPL_UMODEIS, &[current]);
             return;
         }
@@ -596,11 +763,17 @@ impl Conn {
     async fn topic(&self, channel: &str, setting: bool) {
         match self.channel_topic(channel).await {
             None => self.reply(ERR_NOSUCHCHANNEL, &[channel, "No such channel"]),
-            Some(_) if setting => self.reply(ERR_CHANOPRIVSNEEDED, &[channel, "You're not channel operator"]),
+            Some(_) if setting => self.reply(
+                ERR_CHANOPRIVSNEEDED,
+                &[channel, "You're not channel operator"],
+            ),
             Some(topic) => {
                 let n = self.numerics();
                 self.reply(RPL_TOPIC, &[channel, &topic]);
-                self.reply(RPL_TOPICWHOTIME, &[channel, &n.server, &self.sync_ctx_since().to_string()]);
+                self.reply(
+                    RPL_TOPICWHOTIME,
+                    &[channel, &n.server, &self.sync_ctx_since().to_string()],
+                );
             }
         }
     }
@@ -609,9 +782,15 @@ impl Conn {
         let reason = reason.filter(|r| !r.trim().is_empty());
         self.link.update(|i| i.away = reason.clone());
         if reason.is_some() {
-            self.reply(RPL_NOWAWAY, &["You have been marked as being away (busy on QQ)"]);
+            self.reply(
+                RPL_NOWAWAY,
+                &["You have been marked as being away (busy on QQ)"],
+            );
         } else {
-            self.reply(RPL_UNAWAY, &["You are no longer marked as being away (online on QQ)"]);
+            self.reply(
+                RPL_UNAWAY,
+                &["You are no longer marked as being away (online on QQ)"],
+            );
         }
         self.bot_job(BotJob::Away(reason)).await;
     }
@@ -620,7 +799,12 @@ impl Conn {
     async fn lookup(&self, nick: &str) -> Option<(String, String, String, bool)> {
         let info = self.link.info();
         if is_bot(nick) {
-            return Some((BOT_NICK.to_owned(), BOT_NICK.to_owned(), self.gw.settings.server_name.clone(), false));
+            return Some((
+                BOT_NICK.to_owned(),
+                BOT_NICK.to_owned(),
+                self.gw.settings.server_name.clone(),
+                false,
+            ));
         }
         if irc_lowercase(nick) == irc_lowercase(&info.nick) {
             return Some((info.nick, info.ident, info.host, info.away.is_some()));
@@ -634,12 +818,22 @@ impl Conn {
             return None;
         }
         let person = v.people.get(&uin)?;
-        Some((person.nick.clone(), uin.to_string(), QQ_HOST.to_owned(), away_reason(*presence).is_some()))
+        Some((
+            person.nick.clone(),
+            uin.to_string(),
+            QQ_HOST.to_owned(),
+            away_reason(*presence).is_some(),
+        ))
     }
 
     async fn ison(&self, nicks: &[String]) {
         let mut online = Vec::new();
-        for nick in nicks.iter().flat_map(|n| n.split(' ')).filter(|n| !n.is_empty()).take(MAX_LOOKUPS) {
+        for nick in nicks
+            .iter()
+            .flat_map(|n| n.split(' '))
+            .filter(|n| !n.is_empty())
+            .take(MAX_LOOKUPS)
+        {
             if let Some((known, ..)) = self.lookup(nick).await {
                 online.push(known);
             }
@@ -651,7 +845,10 @@ impl Conn {
         let mut entries = Vec::new();
         for nick in nicks.iter().filter(|n| !n.is_empty()).take(5) {
             if let Some((known, ident, host, away)) = self.lookup(nick).await {
-                entries.push(format!("{known}={}{ident}@{host}", if away { '-' } else { '+' }));
+                entries.push(format!(
+                    "{known}={}{ident}@{host}",
+                    if away { '-' } else { '+' }
+                ));
             }
         }
         self.reply(RPL_USERHOST, &[&entries.join(" ")]);
@@ -669,7 +866,10 @@ impl Conn {
         if let Some(user) = self.attached_user() {
             let taken_by_buddy = self.gw.view(&user).lock().await.uin_of(nick).is_some();
             if taken_by_buddy {
-                self.reply(ERR_NICKNAMEINUSE, &[nick, "Nickname is already in use (by a QQ buddy)"]);
+                self.reply(
+                    ERR_NICKNAMEINUSE,
+                    &[nick, "Nickname is already in use (by a QQ buddy)"],
+                );
                 return;
             }
         }
@@ -683,7 +883,9 @@ impl Conn {
                     command: Command::NICK(nick.to_owned()),
                 });
             }
-            Err(NickRefused::InUse) => self.reply(ERR_NICKNAMEINUSE, &[nick, "Nickname is already in use"]),
+            Err(NickRefused::InUse) => {
+                self.reply(ERR_NICKNAMEINUSE, &[nick, "Nickname is already in use"])
+            }
         }
     }
 }

@@ -16,7 +16,9 @@ use tokio::time::Instant;
 use super::caps::Caps;
 use super::control_channel::{bot_worker, BotJob};
 use super::flood::TokenBucket;
-use super::numerics::{Numerics, ERR_INPUTTOOLONG, ERR_INVALIDCAPCMD, ERR_UNKNOWNCOMMAND, ERR_UNKNOWNMODE};
+use super::numerics::{
+    Numerics, ERR_INPUTTOOLONG, ERR_INVALIDCAPCMD, ERR_UNKNOWNCOMMAND, ERR_UNKNOWNMODE,
+};
 use super::registration::Registration;
 use super::server_time::now_tag;
 use super::sessions::Gateway;
@@ -63,7 +65,9 @@ pub(crate) struct ClientLink {
 
 impl ClientLink {
     fn lock(&self) -> MutexGuard<'_, ClientInfo> {
-        self.info.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.info
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn info(&self) -> ClientInfo {
@@ -210,7 +214,11 @@ impl Conn {
 
     /// Reads and handles lines until the client leaves, is dropped or the
     /// gateway closes.
-    async fn run<R: AsyncRead + Unpin>(&mut self, read: R, mut close_rx: watch::Receiver<Option<String>>) {
+    async fn run<R: AsyncRead + Unpin>(
+        &mut self,
+        read: R,
+        mut close_rx: watch::Receiver<Option<String>>,
+    ) {
         let settings = &self.gw.settings;
         let (interval, timeout) = (settings.ping_interval, settings.ping_timeout);
         let mut reader = LineReader::new(read);

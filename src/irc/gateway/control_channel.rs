@@ -82,9 +82,16 @@ pub fn join_pending(gw: &Gateway, link: &ClientLink) {
     out.push(n.reply(RPL_TOPIC, &[CONTROL_CHANNEL, CONTROL_TOPIC]));
     out.push(n.reply(
         RPL_TOPICWHOTIME,
-        &[CONTROL_CHANNEL, &n.server, &unix_seconds(gw.created).to_string()],
+        &[
+            CONTROL_CHANNEL,
+            &n.server,
+            &unix_seconds(gw.created).to_string(),
+        ],
     ));
-    out.extend(n.names(CONTROL_CHANNEL, &[format!("@{BOT_NICK}"), info.nick.clone()]));
+    out.extend(n.names(
+        CONTROL_CHANNEL,
+        &[format!("@{BOT_NICK}"), info.nick.clone()],
+    ));
     link.send_all(out);
 }
 
@@ -117,7 +124,11 @@ struct Worker {
 }
 
 /// Runs one connection's bot jobs in order until the connection closes.
-pub(crate) async fn bot_worker(gw: Arc<Gateway>, link: Arc<ClientLink>, mut jobs: mpsc::Receiver<BotJob>) {
+pub(crate) async fn bot_worker(
+    gw: Arc<Gateway>,
+    link: Arc<ClientLink>,
+    mut jobs: mpsc::Receiver<BotJob>,
+) {
     let mut worker = Worker {
         gw,
         link,
@@ -131,7 +142,10 @@ pub(crate) async fn bot_worker(gw: Arc<Gateway>, link: Arc<ClientLink>, mut jobs
             BotJob::Line { text, reply_to } => worker.line(&text, &reply_to).await,
             BotJob::Oper { uin, password } => match uin.parse::<Uin>() {
                 Ok(uin) => worker.login(uin, password, None, CONTROL_CHANNEL).await,
-                Err(_) => worker.say(CONTROL_CHANNEL, &["/OPER <qq number> <password>: that is not a QQ number".to_owned()]),
+                Err(_) => worker.say(
+                    CONTROL_CHANNEL,
+                    &["/OPER <qq number> <password>: that is not a QQ number".to_owned()],
+                ),
             },
             BotJob::Away(reason) => worker.away(reason).await,
             BotJob::Whois(nick) => worker.whois(&nick).await,
@@ -149,7 +163,8 @@ impl Worker {
     }
 
     fn say(&self, target: &str, lines: &[String]) {
-        self.link.send_all(bot_privmsg(&self.server(), target, lines));
+        self.link
+            .send_all(bot_privmsg(&self.server(), target, lines));
     }
 
     async fn line(&mut self, text: &str, reply_to: &str) {
@@ -234,7 +249,13 @@ impl Worker {
 
     /// `login` and `/OPER`: a fresh login, or proof of ownership of the QQ
     /// session this nick already has.
-    async fn login(&mut self, uin: Uin, password: Secret, protocol: Option<Protocol>, reply_to: &str) {
+    async fn login(
+        &mut self,
+        uin: Uin,
+        password: Secret,
+        protocol: Option<Protocol>,
+        reply_to: &str,
+    ) {
         let Some(user) = self.user() else { return };
         if !self.gw.is_attached(&user, self.link.id) {
             match self.authenticate(&user, uin, &password).await {
@@ -267,7 +288,8 @@ impl Worker {
     }
 
     async fn authenticate(&self, user: &str, uin: Uin, password: &Secret) -> Auth {
-        let denied = || Auth::Denied("wrong QQ number or password for this nick's QQ session".to_owned());
+        let denied =
+            || Auth::Denied("wrong QQ number or password for this nick's QQ session".to_owned());
         if let Some(current) = self.gw.core.login_of(user) {
             if current != uin {
                 return denied();
@@ -280,8 +302,13 @@ impl Worker {
         match self.gw.store.logins_of(user).await {
             Ok(logins) if logins.is_empty() => Auth::Free,
             Ok(logins) => {
-                if logins.iter().any(|l| l.uin == uin && l.password == *password) {
-                    Auth::Resumed(format!("resumed your QQ session {uin}; it is logging in again"))
+                if logins
+                    .iter()
+                    .any(|l| l.uin == uin && l.password == *password)
+                {
+                    Auth::Resumed(format!(
+                        "resumed your QQ session {uin}; it is logging in again"
+                    ))
                 } else {
                     denied()
                 }
@@ -298,7 +325,13 @@ impl Worker {
                 let from_view = self.gw.view(user).lock().await.uin_of(name);
                 match from_view {
                     Some(uin) => Some(uin),
-                    None => self.gw.store.puppet_by_name(user, name).await.ok().flatten(),
+                    None => self
+                        .gw
+                        .store
+                        .puppet_by_name(user, name)
+                        .await
+                        .ok()
+                        .flatten(),
                 }
             }
         }
@@ -350,8 +383,15 @@ impl Worker {
             own_nick: &own_nick,
         };
         let view = self.gw.view(user);
-        let nick = view.lock().await.name(&naming, uin, &uin.to_string(), &uin.to_string()).await;
-        self.say(reply_to, &[format!("talk to {uin} with: /msg {nick} <text>")]);
+        let nick = view
+            .lock()
+            .await
+            .name(&naming, uin, &uin.to_string(), &uin.to_string())
+            .await;
+        self.say(
+            reply_to,
+            &[format!("talk to {uin} with: /msg {nick} <text>")],
+        );
     }
 
     async fn away(&self, reason: Option<String>) {
@@ -359,9 +399,16 @@ impl Worker {
         if !self.gw.is_attached(&user, self.link.id) || self.gw.core.login_of(&user).is_none() {
             return;
         }
-        let presence = if reason.is_some() { Presence::Busy } else { Presence::Online };
+        let presence = if reason.is_some() {
+            Presence::Busy
+        } else {
+            Presence::Online
+        };
         if let Err(e) = self.gw.core.set_presence(&user, presence).await {
-            self.say(CONTROL_CHANNEL, &[format!("could not set your QQ status to {presence}: {e}")]);
+            self.say(
+                CONTROL_CHANNEL,
+                &[format!("could not set your QQ status to {presence}: {e}")],
+            );
         }
     }
 
@@ -370,11 +417,19 @@ impl Worker {
         let n = Numerics::new(&self.server(), &info.nick);
         let mut out = Vec::new();
         let folded = irc_lowercase(nick);
-        let user = info.user.clone().filter(|u| self.gw.is_attached(u, self.link.id));
+        let user = info
+            .user
+            .clone()
+            .filter(|u| self.gw.is_attached(u, self.link.id));
         if folded == irc_lowercase(BOT_NICK) {
             out.extend(super::commands::whois_bot(&n));
         } else if folded == irc_lowercase(&info.nick) {
-            out.extend(super::commands::whois_self(&n, &info, self.gw.is_attached(user.as_deref().unwrap_or(""), self.link.id)));
+            out.extend(super::commands::whois_self(
+                &n,
+                &info,
+                self.gw
+                    .is_attached(user.as_deref().unwrap_or(""), self.link.id),
+            ));
         } else if let Some(user) = user {
             let (entry, uin) = {
                 let view = self.gw.view(&user);
@@ -397,12 +452,24 @@ impl Worker {
                             self.gw.core.execute(&ctx, Command::Info(Target::Uin(uin))),
                         )
                         .await
-                        .unwrap_or_else(|_| vec!["profile: the QQ server did not answer in time".to_owned()]);
-                        let nick_now = self.gw.view(&user).lock().await.nick_of(uin).unwrap_or(nick).to_owned();
+                        .unwrap_or_else(|_| {
+                            vec!["profile: the QQ server did not answer in time".to_owned()]
+                        });
+                        let nick_now = self
+                            .gw
+                            .view(&user)
+                            .lock()
+                            .await
+                            .nick_of(uin)
+                            .unwrap_or(nick)
+                            .to_owned();
                         // The first line repeats "<uin>: <nick>", already in 311.
                         let heading = format!("{uin}: ");
                         for line in profile.iter().filter(|l| !l.starts_with(&heading)) {
-                            out.push(n.reply(super::numerics::RPL_WHOISSPECIAL, &[&nick_now, line.trim()]));
+                            out.push(n.reply(
+                                super::numerics::RPL_WHOISSPECIAL,
+                                &[&nick_now, line.trim()],
+                            ));
                         }
                     }
                 }
@@ -411,7 +478,10 @@ impl Worker {
         } else {
             out.push(n.reply(super::numerics::ERR_NOSUCHNICK, &[nick, "No such nick"]));
         }
-        out.push(n.reply(super::numerics::RPL_ENDOFWHOIS, &[nick, "End of /WHOIS list."]));
+        out.push(n.reply(
+            super::numerics::RPL_ENDOFWHOIS,
+            &[nick, "End of /WHOIS list."],
+        ));
         self.link.send_all(out);
     }
 }

@@ -38,7 +38,9 @@ impl ChatSide for GatewaySide {
     async fn deliver(&self, user: &str, event: &SideEvent) -> Result<(), DeliveryError> {
         match self.0.upgrade() {
             Some(gw) => gw.deliver(user, event).await,
-            None => Err(DeliveryError::Retry("the IRC gateway is stopped".to_owned())),
+            None => Err(DeliveryError::Retry(
+                "the IRC gateway is stopped".to_owned(),
+            )),
         }
     }
 }
@@ -59,13 +61,17 @@ impl Gateway {
             return Ok(());
         }
         let Some(link) = self.attached_link(user) else {
-            return Err(DeliveryError::Retry("no IRC client is connected for this user".to_owned()));
+            return Err(DeliveryError::Retry(
+                "no IRC client is connected for this user".to_owned(),
+            ));
         };
         {
             let view = self.view(user);
             let mut v = view.lock().await;
             if v.shown.client != Some(link.id) {
-                return Err(DeliveryError::Retry("the IRC client is still being set up".to_owned()));
+                return Err(DeliveryError::Retry(
+                    "the IRC client is still being set up".to_owned(),
+                ));
             }
             let lines = self.render(user, &mut v, &link, event).await;
             if !link.send_all(lines) {
@@ -75,7 +81,9 @@ impl Gateway {
         let wait = self.settings.ping_timeout.max(MIN_FLUSH_WAIT);
         if !link.flush(wait).await {
             link.close("Not reading (send timeout)");
-            return Err(DeliveryError::Retry("the IRC client is not reading".to_owned()));
+            return Err(DeliveryError::Retry(
+                "the IRC client is not reading".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -93,11 +101,21 @@ impl Gateway {
 
     /// A notice from the bot in `&qq` (or to the user if they left it).
     fn notice(&self, v: &UserView, link: &ClientLink, lines: &[String]) -> Vec<Message> {
-        let target = if v.shown.control.is_some() { CONTROL_CHANNEL.to_owned() } else { link.nick() };
+        let target = if v.shown.control.is_some() {
+            CONTROL_CHANNEL.to_owned()
+        } else {
+            link.nick()
+        };
         bot_notice(&self.settings.server_name, &target, lines)
     }
 
-    async fn render(&self, user: &str, v: &mut UserView, link: &ClientLink, event: &SideEvent) -> Vec<Message> {
+    async fn render(
+        &self,
+        user: &str,
+        v: &mut UserView,
+        link: &ClientLink,
+        event: &SideEvent,
+    ) -> Vec<Message> {
         match event {
             SideEvent::Message {
                 owner,
@@ -127,20 +145,36 @@ impl Gateway {
                 let asked = if message.trim().is_empty() {
                     format!("{uin} wants to add you as a QQ buddy.")
                 } else {
-                    format!("{uin} wants to add you as a QQ buddy: \u{201c}{}\u{201d}", message.trim())
+                    format!(
+                        "{uin} wants to add you as a QQ buddy: \u{201c}{}\u{201d}",
+                        message.trim()
+                    )
                 };
-                let how = format!("To accept, type: accept {uin}    To refuse, type: reject {uin} [reason]");
+                let how = format!(
+                    "To accept, type: accept {uin}    To refuse, type: reject {uin} [reason]"
+                );
                 self.notice(v, link, &[asked, how])
             }
             SideEvent::FriendAccepted { uin, .. } => {
                 self.refresh_view(user, v, link).await;
                 let mut out = self.sync_lines(v, link);
-                let nick = v.nick_of(*uin).map(|n| format!(" (now {n})")).unwrap_or_default();
-                out.extend(self.notice(v, link, &[format!("{uin} accepted your buddy request{nick}")]));
+                let nick = v
+                    .nick_of(*uin)
+                    .map(|n| format!(" (now {n})"))
+                    .unwrap_or_default();
+                out.extend(self.notice(
+                    v,
+                    link,
+                    &[format!("{uin} accepted your buddy request{nick}")],
+                ));
                 out
             }
             SideEvent::FriendRefused { uin, reason, .. } => {
-                let why = if reason.trim().is_empty() { String::new() } else { format!(": {}", reason.trim()) };
+                let why = if reason.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", reason.trim())
+                };
                 self.notice(v, link, &[format!("{uin} refused your buddy request{why}")])
             }
             SideEvent::LoggedIn { .. } => {
@@ -163,14 +197,19 @@ impl Gateway {
                 out
             }
             SideEvent::SendFailed {
-                chat, preview, reason, ..
+                chat,
+                preview,
+                reason,
+                ..
             } => {
                 let what = format!("not delivered: \u{201c}{preview}\u{201d} ({reason})");
                 match chat {
                     ChatId::Group(group) => {
                         let target = v.groups.get(group).map(|g| g.name.clone());
                         match target {
-                            Some(channel) => bot_notice(&self.settings.server_name, &channel, &[what]),
+                            Some(channel) => {
+                                bot_notice(&self.settings.server_name, &channel, &[what])
+                            }
                             None => self.notice(v, link, &[format!("to QQ group {group}: {what}")]),
                         }
                     }
@@ -185,11 +224,17 @@ impl Gateway {
                 }
             }
             SideEvent::Sent { .. } => Vec::new(),
-            SideEvent::Notice { text } => self.notice(v, link, &[text.clone()]),
+            SideEvent::Notice { text } => self.notice(v, link, std::slice::from_ref(text)),
         }
     }
 
-    async fn render_message(&self, user: &str, v: &mut UserView, link: &ClientLink, m: Incoming<'_>) -> Vec<Message> {
+    async fn render_message(
+        &self,
+        user: &str,
+        v: &mut UserView,
+        link: &ClientLink,
+        m: Incoming<'_>,
+    ) -> Vec<Message> {
         let info = link.info();
         let naming = Naming {
             store: &*self.store,
@@ -201,7 +246,9 @@ impl Gateway {
         let sender_prefix = if from_me {
             link.prefix()
         } else {
-            let nick = v.name(&naming, m.sender, m.sender_name, m.sender_name).await;
+            let nick = v
+                .name(&naming, m.sender, m.sender_name, m.sender_name)
+                .await;
             person_prefix(&nick, m.sender)
         };
         let target = match m.chat {
@@ -235,9 +282,14 @@ impl Gateway {
         let budget = irc_payload_budget(sender_prefix.to_string().len(), target.len());
         let lines = render_irc_lines(m.text, FaceStyle::Emoji, budget);
         for (i, line) in lines.into_iter().enumerate() {
-            let msgid = if i == 0 { m.message_id.to_owned() } else { format!("{}-{i}", m.message_id) };
+            let msgid = if i == 0 {
+                m.message_id.to_owned()
+            } else {
+                format!("{}-{i}", m.message_id)
+            };
             out.push(Message {
-                tags: (!m.message_id.is_empty()).then(|| vec![Tag("msgid".to_owned(), Some(msgid))]),
+                tags: (!m.message_id.is_empty())
+                    .then(|| vec![Tag("msgid".to_owned(), Some(msgid))]),
                 prefix: Some(sender_prefix.clone()),
                 command: Command::PRIVMSG(target.clone(), line),
             });
@@ -247,7 +299,14 @@ impl Gateway {
 
     /// Makes sure the view has a channel for `group`: reloads the groups,
     /// else makes a placeholder channel.
-    async fn ensure_group(&self, user: &str, v: &mut UserView, naming: &Naming<'_>, owner: Uin, group: GroupNumber) {
+    async fn ensure_group(
+        &self,
+        user: &str,
+        v: &mut UserView,
+        naming: &Naming<'_>,
+        owner: Uin,
+        group: GroupNumber,
+    ) {
         if v.groups.contains_key(&group) {
             return;
         }

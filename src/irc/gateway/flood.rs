@@ -71,6 +71,9 @@ mod tests {
         assert!(b.reserve().is_zero());
         assert!(b.reserve().is_zero());
         let wait = b.reserve();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(500), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(500),
+            "{wait:?}"
+        );
     }
 }

@@ -43,17 +43,28 @@ impl Gateway {
     }
 
     /// Replaces the view's groups with `groups`, naming channels and members.
-    pub(crate) async fn apply_groups(&self, v: &mut UserView, naming: &Naming<'_>, owner: Uin, groups: Vec<GroupInfo>) {
+    pub(crate) async fn apply_groups(
+        &self,
+        v: &mut UserView,
+        naming: &Naming<'_>,
+        owner: Uin,
+        groups: Vec<GroupInfo>,
+    ) {
         let mut next: BTreeMap<GroupNumber, GroupChannel> = BTreeMap::new();
         for info in groups {
             let name = self.channel_name(v, &next, owner, &info).await;
             let mut members = BTreeSet::new();
+            let mut cards = BTreeMap::new();
             for member in &info.members {
                 if member.uin == owner {
                     continue;
                 }
-                v.name(naming, member.uin, &member.nick, member.display_name()).await;
+                v.name(naming, member.uin, &member.nick, member.display_name())
+                    .await;
                 members.insert(member.uin);
+                if let Some(card) = member.card.as_ref().filter(|c| !c.trim().is_empty()) {
+                    cards.insert(member.uin, card.clone());
+                }
             }
             next.insert(
                 info.number,
@@ -61,6 +72,7 @@ impl Gateway {
                     name,
                     topic: info.name.clone(),
                     members,
+                    cards,
                 },
             );
         }
@@ -68,7 +80,12 @@ impl Gateway {
     }
 
     /// A channel for a group we have a message from but no listing of.
-    pub(crate) async fn placeholder_group(&self, v: &mut UserView, owner: Uin, number: GroupNumber) {
+    pub(crate) async fn placeholder_group(
+        &self,
+        v: &mut UserView,
+        owner: Uin,
+        number: GroupNumber,
+    ) {
         let info = GroupInfo {
             number,
             name: format!("qq{number}"),
@@ -81,6 +98,7 @@ impl Gateway {
                 name,
                 topic: format!("QQ group {number}"),
                 members: BTreeSet::new(),
+                cards: BTreeMap::new(),
             },
         );
     }
@@ -118,7 +136,9 @@ impl Gateway {
                 continue;
             }
             match self.store.portal_by_target(SIDE_NAME, &name).await {
-                Ok(portals) if portals.iter().any(|p| p.owner == owner && p.chat != chat) => continue,
+                Ok(portals) if portals.iter().any(|p| p.owner == owner && p.chat != chat) => {
+                    continue
+                }
                 _ => {}
             }
             let portal = Portal {

@@ -73,7 +73,10 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("the IRC gateway cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the IRC gateway's TLS certificate or key: {0}")]
     Tls(String),
 }
@@ -101,7 +104,11 @@ impl Settings {
             .take(63)
             .collect();
         Settings {
-            server_name: if name.is_empty() { "qqbridge".to_owned() } else { name },
+            server_name: if name.is_empty() {
+                "qqbridge".to_owned()
+            } else {
+                name
+            },
             password: config.password.clone().filter(|p| !p.is_empty()),
             grace: Duration::from_secs(config.grace_period_s),
             max_clients: config.max_clients.max(1),
@@ -174,10 +181,12 @@ pub async fn start(
         Some(tls) => Some(tls::acceptor(tls)?),
         None => None,
     };
-    let listener = TcpListener::bind(config.listen).await.map_err(|source| GatewayError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| GatewayError::Bind {
+            addr: config.listen,
+            source,
+        })?;
     let local_addr = listener.local_addr().map_err(|source| GatewayError::Bind {
         addr: config.listen,
         source,
@@ -216,7 +225,8 @@ async fn accept_loop(gw: Arc<Gateway>, listener: TcpListener, acceptor: Option<T
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
                         Ok(Ok(tls_stream)) => connection::serve(gw, tls_stream, peer).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),

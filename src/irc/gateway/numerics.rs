@@ -110,10 +110,10 @@ impl Numerics {
             Ok(response) => Command::Response(response, args),
             Err(_) => Command::Raw(format!("{code:03}"), args),
         };
-        self.from_server(command)
+        self.server_message(command)
     }
 
-    pub fn from_server(&self, command: Command) -> Message {
+    pub fn server_message(&self, command: Command) -> Message {
         Message {
             tags: None,
             prefix: Some(Prefix::ServerName(self.server.clone())),
@@ -131,9 +131,15 @@ impl Numerics {
             ),
             self.reply(
                 RPL_YOURHOST,
-                &[&format!("Your host is {}, running version {version}", self.server)],
+                &[&format!(
+                    "Your host is {}, running version {version}",
+                    self.server
+                )],
             ),
-            self.reply(RPL_CREATED, &[&format!("This server was created {created}")]),
+            self.reply(
+                RPL_CREATED,
+                &[&format!("This server was created {created}")],
+            ),
             self.reply(RPL_MYINFO, &[&self.server, &version, "i", "bntov", "bov"]),
         ];
         let tokens = isupport_tokens();

@@ -13,7 +13,8 @@ use super::connection::Conn;
 use super::control_channel::{bot_privmsg, join_pending};
 use super::numerics::{
     motd_lines, ERR_ALREADYREGISTERED, ERR_ERRONEUSNICKNAME, ERR_INVALIDCAPCMD, ERR_NEEDMOREPARAMS,
-    ERR_NICKNAMEINUSE, ERR_NONICKNAMEGIVEN, ERR_NOTREGISTERED, ERR_PASSWDMISMATCH, ERR_YOUREBANNEDCREEP,
+    ERR_NICKNAMEINUSE, ERR_NONICKNAMEGIVEN, ERR_NOTREGISTERED, ERR_PASSWDMISMATCH,
+    ERR_YOUREBANNEDCREEP,
 };
 use super::server_time::format_tag;
 use super::sessions::{user_id_for, NickRefused};
@@ -67,18 +68,26 @@ impl Conn {
             }
             Command::PING(token, _) => {
                 let server = self.gw.settings.server_name.clone();
-                self.link.send(self.numerics().from_server(Command::PONG(server, Some(token))));
+                self.link.send(
+                    self.numerics()
+                        .server_message(Command::PONG(server, Some(token))),
+                );
             }
             Command::PONG(..) => {}
             Command::QUIT(_) => {
                 self.link.close("Client quit");
                 self.quit = true;
             }
-            Command::Raw(verb, _) if ["NICK", "USER", "PASS"].contains(&verb.to_ascii_uppercase().as_str()) => {
+            Command::Raw(verb, _)
+                if ["NICK", "USER", "PASS"].contains(&verb.to_ascii_uppercase().as_str()) =>
+            {
                 if verb.eq_ignore_ascii_case("NICK") {
                     self.reply(ERR_NONICKNAMEGIVEN, &["No nickname given"]);
                 } else {
-                    self.reply(ERR_NEEDMOREPARAMS, &[&verb.to_ascii_uppercase(), "Not enough parameters"]);
+                    self.reply(
+                        ERR_NEEDMOREPARAMS,
+                        &[&verb.to_ascii_uppercase(), "Not enough parameters"],
+                    );
                 }
             }
             _ => self.reply(ERR_NOTREGISTERED, &["You have not registered"]),
@@ -97,7 +106,7 @@ impl Conn {
         match action {
             CapAction::Reply(commands) => {
                 for command in commands {
-                    self.link.send(self.numerics().from_server(command));
+                    self.link.send(self.numerics().server_message(command));
                 }
                 false
             }
@@ -142,7 +151,8 @@ impl Conn {
 
     /// Registers the client: password check, identity, welcome, `&qq`.
     async fn complete(&mut self) {
-        let (Some(nick), Some((ident, realname))) = (self.reg.nick.clone(), self.reg.user.clone()) else {
+        let (Some(nick), Some((ident, realname))) = (self.reg.nick.clone(), self.reg.user.clone())
+        else {
             return;
         };
         if let Some(expected) = &self.gw.settings.password {
@@ -173,7 +183,8 @@ impl Conn {
         });
         let prefix = self.link.prefix().to_string();
         let created = format_tag(self.gw.created);
-        self.link.send_all(self.numerics().welcome(&prefix, &created, &motd_lines()));
+        self.link
+            .send_all(self.numerics().welcome(&prefix, &created, &motd_lines()));
         tracing::info!(client = self.link.id, %user, "IRC client registered");
 
         if self.gw.has_qq_session(&user).await {
@@ -186,8 +197,10 @@ impl Conn {
                 &server,
                 CONTROL_CHANNEL,
                 &[
-                    "This nick has a QQ session on this bridge. To resume it, prove it is yours:".to_owned(),
-                    "/OPER <qq number> <password>   (or type: login <qq number> <password>)".to_owned(),
+                    "This nick has a QQ session on this bridge. To resume it, prove it is yours:"
+                        .to_owned(),
+                    "/OPER <qq number> <password>   (or type: login <qq number> <password>)"
+                        .to_owned(),
                 ],
             ));
         } else {

@@ -75,7 +75,9 @@ impl Gateway {
     fn registry(&self) -> MutexGuard<'_, Registry> {
         // A panic while holding this lock cannot leave it inconsistent in a
         // way that matters more than stopping the gateway would.
-        self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn next_client_id(&self) -> u64 {
@@ -182,12 +184,18 @@ impl Gateway {
     }
 
     pub fn view(&self, user: &str) -> Arc<AsyncMutex<UserView>> {
-        let mut views = self.views.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut views = self
+            .views
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         views.entry(user.to_owned()).or_default().clone()
     }
 
     /// How the view code should address this client.
-    pub fn sync_ctx_parts(&self, link: &ClientLink) -> (Numerics, irc::proto::Prefix, super::caps::Caps) {
+    pub fn sync_ctx_parts(
+        &self,
+        link: &ClientLink,
+    ) -> (Numerics, irc::proto::Prefix, super::caps::Caps) {
         let info = link.info();
         (
             Numerics::new(&self.settings.server_name, &info.nick),
@@ -242,11 +250,13 @@ impl Gateway {
             return;
         };
         for contact in self.core.contacts(user) {
-            v.name(&naming, contact.uin, contact.display_name(), &contact.nick).await;
+            v.name(&naming, contact.uin, contact.display_name(), &contact.nick)
+                .await;
             if let Some(person) = v.people.get_mut(&contact.uin) {
                 person.realname = contact.nick.clone();
             }
-            v.buddies.insert(contact.uin, contact.presence.as_seen_by_others());
+            v.buddies
+                .insert(contact.uin, contact.presence.as_seen_by_others());
         }
         let groups = self.load_groups(user).await;
         self.apply_groups(v, &naming, owner, groups).await;

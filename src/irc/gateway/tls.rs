@@ -26,11 +26,16 @@ pub fn acceptor(config: &GatewayTlsConfig) -> Result<TlsAcceptor, GatewayError> 
         .collect::<Result<_, _>>()
         .map_err(|e| GatewayError::Tls(format!("{}: {e}", config.cert.display())))?;
     if certs.is_empty() {
-        return Err(GatewayError::Tls(format!("{}: no certificate found", config.cert.display())));
+        return Err(GatewayError::Tls(format!(
+            "{}: no certificate found",
+            config.cert.display()
+        )));
     }
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut open(&config.key)?)
         .map_err(|e| GatewayError::Tls(format!("{}: {e}", config.key.display())))?
-        .ok_or_else(|| GatewayError::Tls(format!("{}: no private key found", config.key.display())))?;
+        .ok_or_else(|| {
+            GatewayError::Tls(format!("{}: no private key found", config.key.display()))
+        })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

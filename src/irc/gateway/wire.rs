@@ -176,7 +176,12 @@ fn command_word(line: &str) -> Option<String> {
     if word.starts_with(':') {
         word = words.next()?;
     }
-    Some(word.chars().take(32).collect::<String>().to_ascii_uppercase())
+    Some(
+        word.chars()
+            .take(32)
+            .collect::<String>()
+            .to_ascii_uppercase(),
+    )
 }
 
 /// Encodes a message as exactly one wire line ending in CR LF: any CR, LF or
@@ -187,7 +192,13 @@ pub fn encode(message: &Message) -> String {
     let text = text.strip_suffix("\r\n").unwrap_or(&text);
     let clean: String = text
         .chars()
-        .map(|c| if matches!(c, '\r' | '\n' | '\0') { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, '\r' | '\n' | '\0') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     let (tags, body) = match clean.strip_prefix('@') {
         Some(_) => match clean.find(' ') {
@@ -201,7 +212,11 @@ pub fn encode(message: &Message) -> String {
         cut -= 1;
     }
     let body = body.get(..cut).unwrap_or("");
-    let tags = if tags.len() > MAX_TAGS_BYTES { "" } else { tags };
+    let tags = if tags.len() > MAX_TAGS_BYTES {
+        ""
+    } else {
+        tags
+    };
     format!("{tags}{body}\r\n")
 }
 

@@ -12,8 +12,9 @@
 //! | `POST /status {"uin":10002,"status":"busy"}` | sets a presence: `online`, `away`, `busy`, `silent`, `callme`, `invisible`, `offline`; friends get a status event |
 //! | `POST /friend_request {"from":..,"to":..,"message":".."}` | `from` asks `to` to add them (409 if `to` accepts nobody) |
 //! | `POST /friend_response {"from":..,"to":..,"accept":true,"message":".."}` | `from` answers the pending request of `to` (409 if there is none) |
-//! | `GET /received/<uin>` | everything delivered to `uin` recently, oldest first: `[{"id":..,"from":..,"kind":"message","text":"..","via":"http11","at_ms":..}, …]`; kinds `message`, `status` (with `"presence"`), `friend_request`, `friend_accepted`, `friend_refused` |
-//! | `GET /accounts/<uin>` | nick, face, presence, live session (ip, protocol), friends in order, pending event count, pending friend requests |
+//! | `POST /group_message {"group":20001,"from":10002,"text":"hi"}` | member `from` writes to the group; every other member receives it (404 unknown group or account, 409 not a member) |
+//! | `GET /received/<uin>` | everything delivered to `uin` recently, oldest first: `[{"id":..,"from":..,"kind":"message","text":"..","via":"http11","at_ms":..}, …]`; kinds `message`, `status` (with `"presence"`), `friend_request`, `friend_accepted`, `friend_refused`, `group_message` and `session_message` (both with `"group"`) |
+//! | `GET /accounts/<uin>` | nick, face, presence, live session (ip, protocol), friends in order, pending event count, pending friend requests, groups, long nick |
 
 use std::sync::Arc;
 
@@ -25,13 +26,21 @@ use serde_json::{json, Value};
 use super::account::Presence;
 use super::events::Origin;
 use super::http::{HttpRequest, HttpResponse, Route};
-use super::world::{AnswerOutcome, MessageOutcome, RequestOutcome, World};
+use super::world::{AnswerOutcome, GroupMessageOutcome, MessageOutcome, RequestOutcome, World};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Inject {
     from: u64,
     to: u64,
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupMessage {
+    group: u64,
+    from: u64,
     text: String,
 }
 
@@ -124,6 +133,24 @@ impl ControlService {
                     MessageOutcome::Delivered => ok(json!({})),
                     MessageOutcome::UnknownSender => unknown_account(inject.from),
                     MessageOutcome::UnknownRecipient => unknown_account(inject.to),
+                }
+            }
+            ("POST", "/group_message") => {
+                let message: GroupMessage = parse(body)?;
+                if self.world.account(message.from).is_none() {
+                    return Ok(unknown_account(message.from));
+                }
+                match self.world.send_group_message(
+                    message.group,
+                    message.from,
+                    &message.text,
+                    Origin::Control,
+                ) {
+                    GroupMessageOutcome::Delivered => ok(json!({})),
+                    GroupMessageOutcome::UnknownGroup => {
+                        error(404, &format!("unknown group {}", message.group))
+                    }
+                    GroupMessageOutcome::NotMember => error(409, "not a member of the group"),
                 }
             }
             ("POST", "/status") => {

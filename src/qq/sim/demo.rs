@@ -70,10 +70,7 @@ fn bridge_group() -> GroupSpec {
         memo: text("欢迎来到 qqbridge 的测试群。"),
         owner: Some(10001),
         members: vec![10001, 10002, 10003, 10004],
-        cards: BTreeMap::from([
-            (10002, text("微程 (管理员)")),
-            (10003, text("胡吉阳")),
-        ]),
+        cards: BTreeMap::from([(10002, text("微程 (管理员)")), (10003, text("胡吉阳"))]),
         chatter: Some(GroupChatter {
             from: 10003,
             every_s: 300.0,

@@ -241,12 +241,16 @@ impl Http11Service {
         match &request.params {
             Params::Login { password, .. } => return self.login(key, password),
             Params::Logout => {
-                self.world.logout(key);
+                if self.owns_session(uin) {
+                    self.world.logout(key);
+                }
                 return Answer::Now(ReplyBody::Done);
             }
             _ => {}
         }
-        if !self.world.touch(key) {
+        // A WebQQ session of the same account from the same address is
+        // not an HTTP QQ 1.1 login.
+        if !self.owns_session(uin) || !self.world.touch(key) {
             return Answer::Now(ReplyBody::NotLoggedIn);
         }
         match &request.params {
@@ -321,6 +325,13 @@ impl Http11Service {
                 Answer::Now(ReplyBody::Finger(entries))
             }
         }
+    }
+
+    /// Whether the account's session (if any) is an HTTP QQ 1.1 one.
+    fn owns_session(&self, uin: u64) -> bool {
+        self.world
+            .session(uin)
+            .is_some_and(|s| s.protocol == Origin::Http11)
     }
 
     fn login(&self, key: SessionKey, password: &PasswordHash) -> Answer {

@@ -81,7 +81,10 @@ pub(super) fn inbound_done(conn: &Connection, id: i64) -> Result<(), StoreError>
     Ok(())
 }
 
-pub(super) fn ghost(conn: &Connection, user_id: &str) -> Result<Option<Option<String>>, StoreError> {
+pub(super) fn ghost(
+    conn: &Connection,
+    user_id: &str,
+) -> Result<Option<Option<String>>, StoreError> {
     query_opt(
         conn,
         "look up ghost",

@@ -218,3 +218,65 @@ impl AccountSpec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::qq::sim::scenario::{Scenario, ScenarioError};
+
+    #[test]
+    fn group_and_contact_book_problems_are_named() {
+        let yaml = r#"
+accounts:
+  - uin: 10001
+    password: a
+    nick: a
+    captcha: "ab cd"
+    categories:
+      - { index: 0, name: default, friends: [10002] }
+      - { index: 2, name: "", friends: [10002, 99999] }
+    marknames: { 88888: x }
+  - { uin: 10002, password: b, nick: b }
+webqq: { poll_hold_s: 200, session_idle_s: 100 }
+groups:
+  - { number: 1, name: g, owner: 10002, members: [10001, 10001, 77777], cards: { 10002: c } }
+  - { number: 1, name: "", members: [], chatter: { from: 10001, every_s: 0, lines: [] } }
+"#;
+        let Err(ScenarioError::Invalid(problems)) = Scenario::from_yaml(yaml) else {
+            panic!("accepted an invalid scenario");
+        };
+        let text = problems.join("\n");
+        for expected in [
+            "account 10001: captcha must be",
+            "account 10001: category 0 is the implicit default",
+            "account 10001: category 2 needs a name",
+            "account 10001: category names unknown account 99999",
+            "account 10001: 10002 is in two categories",
+            "account 10001: markname for unknown account 88888",
+            "group 1 is defined more than once",
+            "group 1 names unknown account 77777",
+            "group 1 lists member 10001 twice",
+            "group 1: owner 10002 is not a member",
+            "group 1: card for non-member 10002",
+            "group 1: the name must be",
+            "group 1: a group has 1 to 500 members",
+            "group 1: chatter.from 10001 is not a member",
+            "group 1: chatter.every_s must be",
+            "group 1: chatter.lines must hold",
+            "webqq.poll_hold_s must be shorter than webqq.session_idle_s",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn groups_become_world_groups_with_an_owner() {
+        let scenario = Scenario::from_yaml(
+            "accounts: [{ uin: 10001, password: a, nick: a }]\ngroups: [{ number: 5, name: g, members: [10001], chatter: { from: 10001, every_s: 1, lines: [hi] } }]\n",
+        )
+        .unwrap();
+        let groups = scenario.world_groups();
+        assert_eq!((groups[0].number, groups[0].owner), (5, 10001));
+        assert_eq!(scenario.group_chatter().len(), 1);
+        assert!(scenario.contact_books().is_empty());
+    }
+}

@@ -259,7 +259,11 @@ impl WebqqService {
             Ok(session) => session,
             Err(reply) => return reply,
         };
-        let Some(text) = r.as_ref().and_then(|r| r.get("nlk")).and_then(Value::as_str) else {
+        let Some(text) = r
+            .as_ref()
+            .and_then(|r| r.get("nlk"))
+            .and_then(Value::as_str)
+        else {
             return bare(retcode::UNKNOWN);
         };
         self.world.set_long_nick(session.uin, text);

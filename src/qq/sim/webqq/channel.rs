@@ -104,7 +104,7 @@ impl WebqqService {
         if cookie.is_some_and(|c| c != r_ptwebqq) {
             return error(retcode::BAD_SESSION);
         }
-        let Some(ticket) = self.desk.take_ticket(r_ptwebqq) else {
+        let Some(ticket) = self.desk.ticket(r_ptwebqq) else {
             return error(retcode::BAD_SESSION);
         };
         let uin_cookie = format!("o{:010}", ticket.uin);
@@ -112,6 +112,11 @@ impl WebqqService {
             && (req.cookie("uin") != Some(uin_cookie.as_str())
                 || req.cookie("skey") != Some(ticket.skey.as_str()))
         {
+            return error(retcode::BAD_SESSION);
+        }
+        // Only now is the ticket used up: a request with bad cookies must
+        // not cost the user the password step.
+        if self.desk.take_ticket(r_ptwebqq).is_none() {
             return error(retcode::BAD_SESSION);
         }
         let key = SessionKey {
@@ -148,7 +153,11 @@ impl WebqqService {
         let reply = self.login2_result(req, &session, presence);
         self.sessions
             .insert(session, |old| self.is_forgettable(old));
-        tracing::info!(uin = ticket.uin, status = status_string(presence), "WebQQ login2");
+        tracing::info!(
+            uin = ticket.uin,
+            status = status_string(presence),
+            "WebQQ login2"
+        );
         reply
     }
 
@@ -186,7 +195,8 @@ impl WebqqService {
         if !accepted || !self.refresh(&session, true) {
             return error(retcode::BAD_SESSION);
         }
-        self.world.set_presence(session.uin, presence, Origin::Webqq);
+        self.world
+            .set_presence(session.uin, presence, Origin::Webqq);
         tracing::debug!(uin = session.uin, "WebQQ relink");
         self.login2_result(req, &session, presence)
     }
@@ -207,7 +217,12 @@ impl WebqqService {
 
     /// The world text of a send call's `content`, and whether its `msg_id`
     /// is new; `Err` is the reply for a malformed request.
-    fn sent_text(&self, req: &WebRequest, r: &Object, session: &WebSession) -> Result<(String, bool), String> {
+    fn sent_text(
+        &self,
+        req: &WebRequest,
+        r: &Object,
+        session: &WebSession,
+    ) -> Result<(String, bool), String> {
         let msg_id = req
             .number(Some(r), "msg_id")
             .ok_or_else(|| bare(retcode::UNKNOWN))?;
@@ -244,7 +259,10 @@ impl WebqqService {
             Err(reply) => return reply,
         };
         if first {
-            match self.world.send_message(session.uin, to, &text, Origin::Webqq) {
+            match self
+                .world
+                .send_message(session.uin, to, &text, Origin::Webqq)
+            {
                 MessageOutcome::Delivered => {}
                 _ => return bare(retcode::UNKNOWN),
             }
@@ -298,7 +316,10 @@ impl WebqqService {
         else {
             return bare(retcode::UNKNOWN);
         };
-        let sig = r.get("group_sig").and_then(Value::as_str).unwrap_or_default();
+        let sig = r
+            .get("group_sig")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let group = session
             .state()
             .group_sigs
@@ -331,7 +352,10 @@ impl WebqqService {
             Ok(session) => session,
             Err(reply) => return reply,
         };
-        let group = match req.number(None, "id").and_then(|a| self.resolve(&session, a)) {
+        let group = match req
+            .number(None, "id")
+            .and_then(|a| self.resolve(&session, a))
+        {
             Some(Aliased::GroupId(group)) if req.param("service_type").unwrap_or("0") == "0" => {
                 group
             }
@@ -383,7 +407,8 @@ impl WebqqService {
         let Some(presence) = req.param("newstatus").and_then(presence_of) else {
             return bare(retcode::UNKNOWN);
         };
-        self.world.set_presence(session.uin, presence, Origin::Webqq);
+        self.world
+            .set_presence(session.uin, presence, Origin::Webqq);
         ok_string()
     }
 

@@ -132,8 +132,7 @@ mod tests {
             json,
             r#"[["font",{"size":10,"color":"000000","style":[0,0,0],"name":"宋体"}],"hii "]"#
         );
-        let json =
-            serde_json::to_string(&received_content("a\nb[微笑]", PLAIN)).unwrap();
+        let json = serde_json::to_string(&received_content("a\nb[微笑]", PLAIN)).unwrap();
         assert!(json.ends_with(r#""a\rb",["face",14]," "]"#), "{json}");
         let bare = Dressing {
             trailing_space: false,

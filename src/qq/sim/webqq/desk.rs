@@ -107,7 +107,11 @@ impl LoginDesk {
 
     /// The check behind a `ptvfsession` cookie, else (when `fallback_uin`
     /// is given) the account's latest one; it stays for the next step.
-    pub fn peek_check(&self, ptvfsession: Option<&str>, fallback_uin: Option<u64>) -> Option<CheckRecord> {
+    pub fn peek_check(
+        &self,
+        ptvfsession: Option<&str>,
+        fallback_uin: Option<u64>,
+    ) -> Option<CheckRecord> {
         let state = self.lock();
         let key = match ptvfsession {
             Some(key) => key.to_owned(),
@@ -117,7 +121,11 @@ impl LoginDesk {
     }
 
     /// Like [`LoginDesk::peek_check`], but uses the check up.
-    pub fn take_check(&self, ptvfsession: Option<&str>, fallback_uin: Option<u64>) -> Option<CheckRecord> {
+    pub fn take_check(
+        &self,
+        ptvfsession: Option<&str>,
+        fallback_uin: Option<u64>,
+    ) -> Option<CheckRecord> {
         let mut state = self.lock();
         let key = match ptvfsession {
             Some(key) => key.to_owned(),
@@ -153,6 +161,12 @@ impl LoginDesk {
             .values()
             .find(|t| t.uin == uin && t.ptsigx == ptsigx)
             .cloned()
+    }
+
+    /// The ticket of a `ptwebqq`, if it has not expired (left in place).
+    pub fn ticket(&self, ptwebqq: &str) -> Option<Ticket> {
+        let ticket = self.lock().tickets.get(ptwebqq).cloned()?;
+        (!self.expired(ticket.issued)).then_some(ticket)
     }
 
     /// Redeems the ticket of a `ptwebqq`, if it has not expired.

@@ -69,7 +69,9 @@ fn o_uin(uin: u64) -> String {
 /// A random code of `n` upper-case letters.
 fn letters(n: usize) -> String {
     let mut rng = rand::thread_rng();
-    (0..n).map(|_| char::from(rng.gen_range(b'A'..=b'Z'))).collect()
+    (0..n)
+        .map(|_| char::from(rng.gen_range(b'A'..=b'Z')))
+        .collect()
 }
 
 /// The expected `p` of webqq.md §2.5, from the stored MD5 of the password
@@ -149,7 +151,11 @@ impl WebqqService {
             None => format!("!{}", letters(3)),
         };
         let ptvfsession = random_hex(48);
-        let shown = if captcha { random_hex(16) } else { code.clone() };
+        let shown = if captcha {
+            random_hex(16)
+        } else {
+            code.clone()
+        };
         self.desk.add_check(
             &ptvfsession,
             CheckRecord {
@@ -207,13 +213,20 @@ impl WebqqService {
         }
     }
 
-    fn check_password(&self, req: &WebRequest, tried: &str) -> Result<(String, Vec<String>), String> {
+    fn check_password(
+        &self,
+        req: &WebRequest,
+        tried: &str,
+    ) -> Result<(String, Vec<String>), String> {
         let bad_input = || {
             let code = rand::thread_rng().gen_range(10_000..99_999);
             refusal(7, "0", &format!("{BAD_INPUT}({code})"), tried)
         };
         let uin = tried.parse::<u64>().map_err(|_| bad_input())?;
-        let p = req.param("p").filter(|p| p.len() == 32).ok_or_else(bad_input)?;
+        let p = req
+            .param("p")
+            .filter(|p| p.len() == 32)
+            .ok_or_else(bad_input)?;
         let verify_code = req.param("verifycode").ok_or_else(bad_input)?;
         let strict = self.quirks.strict_cookies;
         let ptvfsession = req.cookie("ptvfsession");
@@ -347,7 +360,11 @@ mod tests {
         );
         assert_eq!(
             expected_p(md5.expose(), &uin8, "xkcd"),
-            Some(encrypt_password("password123", &uin8, "XKCD").expose().to_owned())
+            Some(
+                encrypt_password("password123", &uin8, "XKCD")
+                    .expose()
+                    .to_owned()
+            )
         );
         assert_eq!(expected_p("short", &uin8, "x"), None);
         assert_eq!(o_uin(10001), "o0000010001");

@@ -125,7 +125,10 @@ impl WebqqService {
     }
 
     fn take_group_seq(&self, group: u64) -> u64 {
-        let mut seqs = self.group_seq.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seqs = self
+            .group_seq
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let seq = seqs.entry(group).or_default();
         *seq += 1;
         *seq
@@ -162,10 +165,7 @@ impl WebqqService {
         }
         let window = self.scale.secs(self.quirks.session_idle_s);
         let state = session.state();
-        state.ending == Ending::Dead
-            || state
-                .ended_at
-                .is_some_and(|at| at.elapsed() >= window)
+        state.ending == Ending::Dead || state.ended_at.is_some_and(|at| at.elapsed() >= window)
     }
 
     /// Whether the `ptwebqq` cookie is the session's (always, when cookies

@@ -162,6 +162,13 @@ impl WebqqQuirks {
                 ));
             }
         }
+        // A poll held past the idle timeout would expire its own session.
+        if self.poll_hold_s >= self.session_idle_s {
+            problems.push(format!(
+                "webqq.poll_hold_s must be shorter than webqq.session_idle_s ({} >= {})",
+                self.poll_hold_s, self.session_idle_s
+            ));
+        }
         if !(0.0..=1.0).contains(&self.duplicate_event_rate) {
             problems.push(format!(
                 "webqq.duplicate_event_rate is a probability between 0 and 1, not {}",

@@ -134,12 +134,9 @@ mod tests {
             styled(json, Host::Service, JsonUnicodeEscape::ChannelOnly),
             r#"{"name":"宋体","t":"a\u003cb\u003e\u0026c","e":"😀"}"#
         );
-        let parsed: serde_json::Value = serde_json::from_str(&styled(
-            json,
-            Host::Service,
-            JsonUnicodeEscape::Everywhere,
-        ))
-        .unwrap();
+        let parsed: serde_json::Value =
+            serde_json::from_str(&styled(json, Host::Service, JsonUnicodeEscape::Everywhere))
+                .unwrap();
         assert_eq!(parsed["name"], "宋体");
         assert_eq!(parsed["t"], "a<b>&c");
     }
@@ -150,6 +147,9 @@ mod tests {
         assert_eq!(bare(50), r#"{"retcode":50}"#);
         assert_eq!(connection_lost(), r#"{"retcode":121,"t":"0"}"#);
         assert_eq!(new_ptwebqq("ab"), r#"{"retcode":116,"p":"ab"}"#);
-        assert_eq!(events(&["{}".into(), "[]".into()]), r#"{"retcode":0,"result":[{},[]]}"#);
+        assert_eq!(
+            events(&["{}".into(), "[]".into()]),
+            r#"{"retcode":0,"result":[{},[]]}"#
+        );
     }
 }

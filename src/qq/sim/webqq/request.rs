@@ -197,7 +197,10 @@ mod tests {
         assert_eq!(req.param("y"), Some("a b"));
         assert_eq!(req.cookie("ptwebqq"), Some("abc"));
         let r = req.r();
-        assert_eq!(req.field(r.as_ref(), "clientid").as_deref(), Some("31415926"));
+        assert_eq!(
+            req.field(r.as_ref(), "clientid").as_deref(),
+            Some("31415926")
+        );
         assert_eq!(req.field(r.as_ref(), "psessionid").as_deref(), Some("p"));
         assert_eq!(req.number(r.as_ref(), "clientid"), Some(31_415_926));
         assert!(req.referer_on_qq_com() && req.on_qq_com());

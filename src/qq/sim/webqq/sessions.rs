@@ -204,7 +204,6 @@ impl SessionTable {
         *count += 1;
         *count
     }
-
 }
 
 fn remove_locked(table: &mut Table, psessionid: &str) {
@@ -212,7 +211,12 @@ fn remove_locked(table: &mut Table, psessionid: &str) {
         return;
     };
     table.psessionid_by_vfwebqq.remove(&session.vfwebqq);
-    if table.psessionid_by_uin.get(&session.uin).map(String::as_str) == Some(psessionid) {
+    if table
+        .psessionid_by_uin
+        .get(&session.uin)
+        .map(String::as_str)
+        == Some(psessionid)
+    {
         table.psessionid_by_uin.remove(&session.uin);
     }
 }

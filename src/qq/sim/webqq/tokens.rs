@@ -159,7 +159,9 @@ mod tests {
     fn token_formats() {
         let pt = new_ptwebqq();
         assert_eq!(pt.len(), 64);
-        assert!(pt.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(pt
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         let skey = new_skey();
         assert!(skey.starts_with('@') && skey.len() == 10);
         let tokens = new_channel_tokens(10001, &skey);

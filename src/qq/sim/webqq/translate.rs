@@ -112,9 +112,7 @@ fn unix_now() -> u64 {
 impl WebqqService {
     /// The alias of `what` in this session (the own number for oneself).
     fn alias(&self, state: &mut SessionState, what: Aliased) -> u64 {
-        state
-            .aliases
-            .alias(what, |n| self.world.number_in_use(n))
+        state.aliases.alias(what, |n| self.world.number_in_use(n))
     }
 
     fn dressing(&self, event: &Event) -> Dressing {
@@ -125,7 +123,12 @@ impl WebqqService {
     }
 
     /// The poll event for a world event, if WebQQ shows it.
-    pub(super) fn translate(&self, state: &mut SessionState, own: u64, event: &Event) -> Option<String> {
+    pub(super) fn translate(
+        &self,
+        state: &mut SessionState,
+        own: u64,
+        event: &Event,
+    ) -> Option<String> {
         let from = event.from;
         match &event.kind {
             EventKind::Message { text } => {
@@ -249,7 +252,12 @@ impl WebqqService {
     }
 
     /// The `buddylist_change` telling a session it has a new friend.
-    pub(super) fn friend_added_event(&self, state: &mut SessionState, friend: u64, category: u32) -> Option<String> {
+    pub(super) fn friend_added_event(
+        &self,
+        state: &mut SessionState,
+        friend: u64,
+        category: u32,
+    ) -> Option<String> {
         let value = BuddyListChange {
             added_friends: vec![AddedFriend {
                 groupid: u64::from(category),

@@ -78,7 +78,11 @@ impl World {
 
     /// The account's personal signature ("" if none).
     pub fn long_nick(&self, uin: u64) -> String {
-        self.lock().long_nicks.get(&uin).cloned().unwrap_or_default()
+        self.lock()
+            .long_nicks
+            .get(&uin)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Sets the signature; false for an unknown account.

@@ -213,7 +213,12 @@ mod tests {
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             uin: 2,
         };
-        world.open_session(key, Origin::Webqq, Presence::Online, Duration::from_secs(60));
+        world.open_session(
+            key,
+            Origin::Webqq,
+            Presence::Online,
+            Duration::from_secs(60),
+        );
         assert_eq!(
             world.send_group_message(20001, 1, "hi", Origin::Control),
             GroupMessageOutcome::Delivered
@@ -255,7 +260,9 @@ mod tests {
         );
         let back = world.take_events(1, |_| true);
         assert_eq!(
-            back.iter().map(|e| (e.from, e.kind.clone())).collect::<Vec<_>>(),
+            back.iter()
+                .map(|e| (e.from, e.kind.clone()))
+                .collect::<Vec<_>>(),
             [(
                 3,
                 EventKind::SessionMessage {

@@ -99,11 +99,7 @@ impl World {
     /// Logs session `serial` of `uin` out, if it is still the live one.
     pub fn end_session_by_serial(&self, uin: u64, serial: u64, via: Origin) -> bool {
         let mut state = self.lock();
-        if !state
-            .sessions
-            .get(&uin)
-            .is_some_and(|s| s.serial == serial)
-        {
+        if !state.sessions.get(&uin).is_some_and(|s| s.serial == serial) {
             return false;
         }
         state.end_session(self.started, uin, via, SessionEnd::LoggedOut);
@@ -158,7 +154,10 @@ mod tests {
         let first = world.open_session(key, Origin::Webqq, Presence::Busy, long);
         let first = first.map(|s| s.serial).unwrap_or_default();
         assert_eq!(world.presence(10001), Some(Presence::Busy));
-        assert_eq!(world.session_status(10001, first, true), SessionStatus::Live);
+        assert_eq!(
+            world.session_status(10001, first, true),
+            SessionStatus::Live
+        );
         let pw = PasswordHash::from_password("pw");
         assert_eq!(
             world.login(key, &pw, Origin::Http11, ReloginPolicy::Replace),
@@ -184,7 +183,12 @@ mod tests {
         );
         assert_eq!(world.presence(10001), Some(Presence::Offline));
         assert!(world
-            .open_session(SessionKey { uin: 1, ..key }, Origin::Webqq, Presence::Online, long)
+            .open_session(
+                SessionKey { uin: 1, ..key },
+                Origin::Webqq,
+                Presence::Online,
+                long
+            )
             .is_none());
     }
 }

@@ -156,7 +156,8 @@ impl WorldState {
     /// one) and its long-poll is woken to notice.
     pub(super) fn install_session(&mut self, uin: u64, session: Session) {
         if let Some(old) = self.sessions.insert(uin, session) {
-            self.ended_sessions.remember(old.serial, SessionEnd::Replaced);
+            self.ended_sessions
+                .remember(old.serial, SessionEnd::Replaced);
             if let Some(account) = self.accounts.get(&uin) {
                 account.mailbox.wake();
             }
