@@ -11,7 +11,7 @@ mod support;
 use irc::proto::{Capability, Command, Message, Response};
 
 use qqbridge::core::model::*;
-use qqbridge::qq::QqEvent;
+use qqbridge::qq::{EndReason, QqError, QqEvent};
 
 use support::*;
 
@@ -381,6 +381,87 @@ async fn friend_request_arrives_as_a_notice_and_is_accepted_from_irc() {
         profile.push(numeric_args(&m)[2].clone());
     }
     assert!(profile.iter().any(|l| l == "city: 南京"), "{profile:?}");
+}
+
+#[tokio::test]
+async fn send_failures_kicks_and_logouts_are_shown() {
+    let rig = Rig::start(test_config()).await;
+    let mut alice = logged_in(&rig, "alice", &[]).await;
+
+    // A message QQ refuses comes back as a notice from the buddy.
+    *rig.net.send_error.lock().unwrap() = Some(QqError::Refused("RES=5".into()));
+    alice.say("WeiCheng", "这条发不出去");
+    let failed = alice
+        .wait_for("failure", |m| {
+            m.source_nickname() == Some("WeiCheng") && matches!(m.command, Command::NOTICE(..))
+        })
+        .await;
+    assert_eq!(
+        text_of(&failed),
+        "not delivered: \u{201c}这条发不出去\u{201d} (the QQ server refused the request (RES=5))"
+    );
+    *rig.net.send_error.lock().unwrap() = None;
+
+    // Kicked by QQ: the buddies leave and the bot says why.
+    rig.net
+        .emit(
+            10001,
+            QqEvent::SessionEnded(EndReason::Kicked("logged in elsewhere".into())),
+        )
+        .await;
+    for buddy in ["WeiCheng", "HackfanHao", "XiaoQiE"] {
+        alice
+            .wait_for("QUIT", |m| {
+                m.source_nickname() == Some(buddy) && matches!(m.command, Command::QUIT(_))
+            })
+            .await;
+    }
+    let why = alice
+        .wait_for("notice", |m| {
+            m.source_nickname() == Some("qqbot")
+                && matches!(&m.command, Command::NOTICE(t, _) if t == "&qq")
+        })
+        .await;
+    assert_eq!(
+        text_of(&why),
+        "QQ 10001: kicked by the QQ server: logged in elsewhere"
+    );
+
+    // Log in again, then out: the buddies quit, with just the bot's reply.
+    assert_eq!(
+        alice.login(10001, "demo").await,
+        "logged in to QQ as 10001 (http11)"
+    );
+    alice
+        .wait_for("back", |m| joined(m, "WeiCheng", "&qq"))
+        .await;
+    alice.say("&qq", "logout");
+    alice
+        .wait_for("QUIT", |m| {
+            m.source_nickname() == Some("WeiCheng") && matches!(m.command, Command::QUIT(_))
+        })
+        .await;
+    assert_eq!(alice.bot_reply("logout").await, "logged out of QQ 10001");
+    alice.say("&qq", "list");
+    assert_eq!(
+        alice.bot_reply("list").await,
+        "you are not logged in to QQ; use: login <qq number> <password>"
+    );
+    assert!(!alice
+        .all()
+        .iter()
+        .any(|m| text_of(m).starts_with("QQ 10001: logged out")));
+    alice.say("WeiCheng", "还在吗");
+    let not_sent = alice
+        .wait_for(
+            "not sent",
+            |m| matches!(&m.command, Command::NOTICE(t, _) if t == "alice"),
+        )
+        .await;
+    assert_eq!(
+        text_of(&not_sent),
+        "not sent to WeiCheng: you are not logged in to QQ; use: login <qq number> <password>"
+    );
 }
 
 fn group(number: u64, name: &str, members: &[(u64, &str, Option<&str>)]) -> GroupInfo {

@@ -1048,19 +1048,21 @@ async fn groups_members_cards_and_real_numbers() {
 
 #[tokio::test]
 async fn poll_holds_then_102_and_batches_newest_first() {
-    let sim = start_sim(&cast("")).await;
+    // A short hold (1 s = 10 ms): nothing queued gives 102.
+    let sim = start_sim(&cast("poll_hold_s: 1")).await;
     let mut me = login(&sim, ME, "password123").await;
-    // Nothing queued: held for poll_hold_s (scaled), then 102.
-    let started = tokio::time::Instant::now();
     assert_eq!(me.poll_raw().await.text(), r#"{"retcode":102,"errmsg":""}"#);
-    assert!(started.elapsed() >= Duration::from_millis(500));
+    sim.shutdown().await;
 
-    // A held poll returns as soon as something happens.
+    // A long hold (30 s): only events or a newer poll end a poll early.
+    let sim = start_sim(&cast("poll_hold_s: 3000")).await;
+    let mut me = login(&sim, ME, "password123").await;
     let poller = {
         let mut me = login_clone(&me);
         tokio::spawn(async move { me.poll().await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!poller.is_finished(), "the poll is held");
     control(
         &sim,
         "POST",
@@ -1588,11 +1590,11 @@ async fn stale_sessions_get_121_once_then_103() {
     assert_eq!(second.friends().await["retcode"], 103);
     sim.shutdown().await;
 
-    // Idle expiry (session_idle_s 30 = 300 ms): 121 once, then 103; the
-    // heartbeat counts as activity.
-    let sim = start_sim(&cast("session_idle_s: 30, poll_hold_s: 0.5")).await;
+    // Idle expiry (session_idle_s 100 = 1 s): 121 once, then 103; the
+    // heartbeat counts as activity (12 beats span longer than 1 s).
+    let sim = start_sim(&cast("session_idle_s: 100, poll_hold_s: 0.5")).await;
     let mut me = login(&sim, ME, "password123").await;
-    for _ in 0..5 {
+    for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let tip = me
             .web
@@ -1612,7 +1614,7 @@ async fn stale_sessions_get_121_once_then_103() {
         assert_eq!(tip.text(), r#"{"retcode":0,"result":{"c":0,"s":0}}"#);
     }
     assert_eq!(me.poll_raw().await.json()["retcode"], 102);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(me.poll_raw().await.text(), r#"{"retcode":121,"t":"0"}"#);
     assert_eq!(me.poll_raw().await.json()["retcode"], 103);
     assert_eq!(

@@ -95,18 +95,7 @@ impl Matrix {
             .portal(ctx.user, owner, chat, nick.as_deref(), true)
             .await
         {
-            Ok(Some(room)) => {
-                if let Ok(voice) = self.room_voice(&room).await {
-                    let _ = self
-                        .enqueue(
-                            &room,
-                            &RoomOp::Invite {
-                                inviter: voice,
-                                user: ctx.user.to_owned(),
-                            },
-                        )
-                        .await;
-                }
+            Ok(Some(_)) => {
                 match chat {
                     ChatId::Group(g) => format!("invited you to the room of QQ group {g}"),
                     _ => format!(

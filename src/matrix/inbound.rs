@@ -190,6 +190,16 @@ impl Matrix {
             .core
             .login_of(sender)
             .and_then(|login| chats.iter().find(|p| p.owner == login));
+        if own.is_none() {
+            // Just after a restart the user's QQ login is being restored:
+            // their message waits for it instead of being refused.
+            let stored = self.store.logins_of(sender).await?;
+            if stored.iter().any(|l| chats.iter().any(|p| p.owner == l.uin)) {
+                return Err(MatrixError::NotReady(
+                    "the QQ login of this user is being restored".to_owned(),
+                ));
+            }
+        }
         let relay_user = self.relay_user().to_owned();
         let (bridge_user, portal, relayed) = match own {
             Some(p) => (sender.to_owned(), p.clone(), false),

@@ -73,6 +73,9 @@ pub enum MatrixError {
     Homeserver(#[from] HsError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Not possible yet (a QQ login is being restored): try again soon.
+    #[error("not ready: {0}")]
+    NotReady(String),
     #[error("the appservice cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

@@ -86,6 +86,8 @@ pub struct FakeNet {
     pub events: Mutex<HashMap<Uin, mpsc::Sender<QqEvent>>>,
     pub logins: Mutex<Vec<Uin>>,
     pub logouts: Mutex<Vec<Uin>>,
+    /// When set, every send fails with this error.
+    pub send_error: Mutex<Option<QqError>>,
     next_remote: Mutex<u64>,
 }
 
@@ -135,6 +137,7 @@ impl FakeNet {
             events: Mutex::new(HashMap::new()),
             logins: Mutex::new(Vec::new()),
             logouts: Mutex::new(Vec::new()),
+            send_error: Mutex::new(None),
             next_remote: Mutex::new(1),
         })
     }
@@ -299,6 +302,9 @@ impl QqSession for FakeSession {
             .unwrap_or_default())
     }
     async fn send(&self, chat: &ChatId, text: &RichText) -> Result<(), QqError> {
+        if let Some(error) = self.net.send_error.lock().unwrap().clone() {
+            return Err(error);
+        }
         self.net
             .sent
             .lock()

@@ -92,10 +92,10 @@ fn refusal(matrix: &Matrix, headers: &HeaderMap, query: Option<&str>) -> Option<
     };
     let given = percent_encoding::percent_decode_str(given).collect::<Vec<u8>>();
     if same_secret(&given, matrix.hs_token.expose().as_bytes()) {
-        Ok(())
+        None
     } else {
         tracing::warn!("a request with a wrong hs_token was refused");
-        Err(matrix_error(
+        Some(matrix_error(
             StatusCode::FORBIDDEN,
             "M_FORBIDDEN",
             "wrong hs_token",

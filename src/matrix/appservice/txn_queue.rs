@@ -118,7 +118,7 @@ pub async fn run(matrix: Arc<Matrix>) {
 fn is_retryable(e: &MatrixError) -> bool {
     match e {
         MatrixError::Homeserver(h) => h.is_transient(),
-        MatrixError::Store(_) => true,
+        MatrixError::Store(_) | MatrixError::NotReady(_) => true,
         _ => false,
     }
 }
