@@ -70,6 +70,43 @@ fn load(given: Option<PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
+/// Raises the soft limit on open files to the hard limit, for the commands
+/// that serve many QQ sessions (`run`, `sim`). Every HTTP QQ 1.1 request is
+/// a new TCP connection, so thousands of polling sessions keep hundreds to
+/// thousands of sockets open at peaks (a login wave, a busy CPU), past the
+/// usual soft limit of 1024; the simulator then fails `accept` with EMFILE
+/// and clients see dropped connections. The hard limit is what the
+/// administrator allows, and raising the soft limit up to it needs no
+/// privilege (Go and many servers do the same at start). On failure the
+/// old limit simply stays.
+#[cfg(unix)]
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    let raised = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let wanted = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0
+    };
+    if raised {
+        tracing::debug!(from = limit.rlim_cur, to = limit.rlim_max, "raised the open-file limit");
+    } else {
+        tracing::warn!(limit = limit.rlim_cur, "cannot raise the open-file limit");
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit() {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -102,6 +139,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             qqbridge::logging::init(&config.logging);
+            raise_open_file_limit();
             match runtime.block_on(qqbridge::app::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -116,6 +154,7 @@ fn main() -> ExitCode {
             control,
         } => {
             qqbridge::logging::init(&Default::default());
+            raise_open_file_limit();
             match runtime.block_on(qqbridge::app::run_simulator(listen, scenario, control)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -80,6 +80,13 @@ fn logged_text() -> String {
     String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
 }
 
+/// The end of the bridge's log, for failure messages.
+fn log_tail() -> String {
+    let text = logged_text();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
 // ---------------------------------------------------------------- the rig
 
 struct Bridge {
@@ -247,7 +254,12 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = check() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out waiting for {what}; bridge log tail:\n{}",
+                log_tail()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -335,6 +347,13 @@ impl User {
                 }
             }
         }
+        if let Some(rooms) = v["rooms"]["leave"].as_object() {
+            for (room, data) in rooms {
+                for event in data["timeline"]["events"].as_array().into_iter().flatten() {
+                    self.events.push((room.clone(), event.clone()));
+                }
+            }
+        }
         if let Some(rooms) = v["rooms"]["invite"].as_object() {
             for (room, data) in rooms {
                 self.invites.push((room.clone(), data.clone()));
@@ -363,7 +382,7 @@ impl User {
         self.events
             .iter()
             .find(|(r, e)| {
-                room.is_none_or(|room| room == r)
+                room.map_or(true, |room| room == r)
                     && e["type"] == "m.room.message"
                     && e["sender"] == sender
                     && e["content"]["body"]
@@ -561,11 +580,14 @@ async fn buddies_groups_presence_and_friend_requests() {
     assert!(!got.1.contains("<b>"), "no HTML at QQ: {got:?}");
     alice
         .wait("the ghost's read receipt", |u| {
-            u.events.iter().find(|(r, e)| {
-                r == &dm
-                    && e["type"] == "m.receipt"
-                    && e["content"][reply.as_str()]["m.read"][GHOST_10002].is_object()
-            }).map(|_| ())
+            u.events
+                .iter()
+                .find(|(r, e)| {
+                    r == &dm
+                        && e["type"] == "m.receipt"
+                        && e["content"][reply.as_str()]["m.read"][GHOST_10002].is_object()
+                })
+                .map(|_| ())
         })
         .await;
 
@@ -717,26 +739,42 @@ async fn buddies_groups_presence_and_friend_requests() {
     // Leaving the group room: group messages stop coming there (no new
     // invite either), and `pm` brings the user back in.
     alice
-        .post(&format!("/_matrix/client/v3/rooms/{group_room}/leave"), json!({}))
+        .post(
+            &format!("/_matrix/client/v3/rooms/{group_room}/leave"),
+            json!({}),
+        )
         .await;
     let invites_to = |u: &User, room: &str| u.invites.iter().filter(|(r, _)| r == room).count();
     alice
-        .wait("the leave seen by the bridge", |u| {
-            u.events.iter().find(|(r, e)| {
-                r == &group_room && e["type"] == "m.room.member" && e["state_key"] == u.id.as_str()
-                    && e["content"]["membership"] == "leave"
-            }).map(|_| ())
+        .wait("the leave", |u| {
+            u.events
+                .iter()
+                .find(|(r, e)| {
+                    r == &group_room
+                        && e["type"] == "m.room.member"
+                        && e["state_key"] == u.id.as_str()
+                        && e["content"]["membership"] == "leave"
+                })
+                .map(|_| ())
         })
         .await;
     world.send_group_message(20001, 10002, "while you were away", Origin::Control);
     world.send_message(10002, 10001, "marker after leaving", Origin::Control);
     alice
-        .wait("the marker", |u| u.message(Some(&dm), GHOST_10002, "marker after leaving"))
+        .wait("the marker", |u| {
+            u.message(Some(&dm), GHOST_10002, "marker after leaving")
+        })
         .await;
-    assert_eq!(invites_to(&alice, &group_room), 1, "no invite back for a group message");
+    assert_eq!(
+        invites_to(&alice, &group_room),
+        1,
+        "no invite back for a group message"
+    );
     alice.command(&bot_room, "pm 20001", "invited you").await;
     alice
-        .wait("a new invite to the group room", |u| (invites_to(u, &group_room) == 2).then_some(()))
+        .wait("a new invite to the group room", |u| {
+            (invites_to(u, &group_room) == 2).then_some(())
+        })
         .await;
 
     rig.assert_no_secrets_logged();

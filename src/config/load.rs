@@ -121,25 +121,53 @@ fn resolve_secrets(
         ),
     ];
     for (key, slot) in slots.iter_mut() {
-        let Some(secret) = slot.as_ref() else {
-            continue;
-        };
-        let Some(var) = env_reference(secret.expose()) else {
-            continue;
-        };
-        match env(var) {
-            Some(value) if !value.is_empty() => **slot = Some(Secret::new(value)),
-            _ => {
-                return Err(source.error(
-                    key,
-                    format!(
-                        "environment variable {var} is not set (the value refers to ${{{var}}})"
-                    ),
-                ))
-            }
+        if let Some(secret) = slot.as_mut() {
+            resolve_secret(source, key, secret, env)?;
         }
     }
+    for (i, net) in config.irc.networks.iter_mut().enumerate() {
+        if let Some(password) = net.password.as_mut() {
+            resolve_secret(source, &format!("irc.networks[{i}].password"), password, env)?;
+        }
+        if let Some(sasl) = net.sasl.as_mut() {
+            let key = format!("irc.networks[{i}].sasl.password");
+            resolve_secret(source, &key, &mut sasl.password, env)?;
+        }
+        if let Some(nickserv) = net.nickserv.as_mut() {
+            let key = format!("irc.networks[{i}].nickserv.password");
+            resolve_secret(source, &key, &mut nickserv.password, env)?;
+        }
+        for (r, relay) in net.relays.iter_mut().enumerate() {
+            let key = format!("irc.networks[{i}].relays[{r}].password");
+            resolve_secret(source, &key, &mut relay.password, env)?;
+        }
+    }
+    if let Some(relay) = config.matrix.relay.as_mut() {
+        resolve_secret(source, "matrix.relay.password", &mut relay.password, env)?;
+    }
     Ok(())
+}
+
+/// Replaces one `${VAR}` secret with the environment's value.
+fn resolve_secret(
+    source: &Source<'_>,
+    key: &str,
+    secret: &mut Secret,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let Some(var) = env_reference(secret.expose()) else {
+        return Ok(());
+    };
+    match env(var) {
+        Some(value) if !value.is_empty() => {
+            *secret = Secret::new(value);
+            Ok(())
+        }
+        _ => Err(source.error(
+            key,
+            format!("environment variable {var} is not set (the value refers to ${{{var}}})"),
+        )),
+    }
 }
 
 fn env_reference(value: &str) -> Option<&str> {

@@ -6,6 +6,7 @@
 //! that span several keys live in [`validate`].
 
 mod load;
+mod networks;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,10 @@ use crate::qq::Protocol;
 use crate::secret::Secret;
 
 pub use load::{load_file, load_str, ConfigError};
+pub use networks::{
+    is_valid_channel, ChannelMapping, NetworkConfig, NetworkLimits, NickservConfig, SaslConfig,
+    NICK_PLACEHOLDER,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,10 +102,9 @@ fn default_sim_listen() -> SocketAddr {
 pub struct IrcConfig {
     #[serde(default)]
     pub gateway: GatewayConfig,
-    /// Puppet connections on existing IRC networks (not in this build yet:
-    /// validation refuses a non-empty list rather than ignoring it).
+    /// Puppet connections and bridged channels on existing IRC networks.
     #[serde(default)]
-    pub networks: Vec<serde_yaml::Value>,
+    pub networks: Vec<NetworkConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

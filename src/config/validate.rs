@@ -34,19 +34,15 @@ pub(super) fn validate(source: &Source<'_>, config: &Config) -> Result<(), Confi
             ));
         }
     }
-    if !config.irc.networks.is_empty() {
-        return Err(source.error(
-            "irc.networks",
-            "IRC network connections are not available in this build yet; leave the list empty",
-        ));
-    }
+    super::networks::validate_networks(source, &config.irc.networks)?;
     if config.matrix.enabled {
         validate_matrix(source, config)?;
     }
-    if !config.irc.gateway.enabled && !config.matrix.enabled {
+    if !config.irc.gateway.enabled && !config.matrix.enabled && config.irc.networks.is_empty() {
         return Err(source.error(
             "irc.gateway.enabled",
-            "no chat side is enabled: enable irc.gateway or matrix, or the bridge has nowhere to relay",
+            "no chat side is enabled: enable irc.gateway or matrix, or configure irc.networks, \
+             or the bridge has nowhere to relay",
         ));
     }
     if config.irc.gateway.enabled && sim.enabled && config.irc.gateway.listen == sim.listen {

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::backoff::Backoff;
 use crate::config::PermissionLevel;
 use crate::core::echo::EchoGuard;
-use crate::core::model::{ChatId, Contact, Presence, RichText, Uin};
+use crate::core::model::{ChatId, Contact, GroupInfo, Presence, RichText, Uin};
 use crate::core::outbox::{Carried, Courier, Outbox};
 use crate::core::side::{chat_id_serde, ChatSide, DeliveryError, SideEvent};
 use crate::core::text;
@@ -83,6 +83,12 @@ fn side_destination(user: &str) -> String {
 
 fn qq_destination(user: &str) -> String {
     format!("qq:{user}")
+}
+
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn new_message_id() -> String {
@@ -168,6 +174,15 @@ impl BridgeCore {
             .unwrap_or_default();
         list.sort_by_key(|c| c.uin);
         list
+    }
+
+    /// The user's QQ groups (empty for protocols without groups).
+    pub async fn groups(&self, user: &str) -> Result<Vec<GroupInfo>, CoreError> {
+        let session = self.session_of(user)?;
+        if !session.capabilities().groups {
+            return Ok(Vec::new());
+        }
+        Ok(session.groups().await?)
     }
 
     pub fn contact(&self, user: &str, uin: Uin) -> Option<Contact> {
@@ -529,6 +544,7 @@ impl BridgeCore {
                     sender_name,
                     text,
                     message_id,
+                    at_ms: unix_ms_now(),
                 }
             }
             QqEvent::Presence { uin, presence } => {

@@ -27,6 +27,10 @@ pub enum SideEvent {
         text: RichText,
         /// The bridge-wide message id (for replies and de-duplication).
         message_id: String,
+        /// When the bridge received it (Unix milliseconds), so a message
+        /// replayed after an outage keeps its original time.
+        #[serde(default)]
+        at_ms: u64,
     },
     Presence {
         owner: Uin,
@@ -136,6 +140,7 @@ mod tests {
             sender_name: "微程".into(),
             text: RichText::plain("你好"),
             message_id: "m1".into(),
+            at_ms: 1_700_000_000_000,
         };
         let json = serde_json::to_string(&e).unwrap();
         assert!(json.contains("\"chat\":\"buddy:10002\""), "{json}");

@@ -95,15 +95,13 @@ impl Matrix {
             .portal(ctx.user, owner, chat, nick.as_deref(), true)
             .await
         {
-            Ok(Some(_)) => {
-                match chat {
-                    ChatId::Group(g) => format!("invited you to the room of QQ group {g}"),
-                    _ => format!(
-                        "invited you to a chat with {}",
-                        describe(uin, nick.as_deref())
-                    ),
-                }
-            }
+            Ok(Some(_)) => match chat {
+                ChatId::Group(g) => format!("invited you to the room of QQ group {g}"),
+                _ => format!(
+                    "invited you to a chat with {}",
+                    describe(uin, nick.as_deref())
+                ),
+            },
             Ok(None) => "that chat cannot be opened".to_owned(),
             Err(e) => format!("cannot open that chat now: {e}"),
         }

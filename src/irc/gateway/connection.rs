@@ -96,15 +96,15 @@ impl ClientLink {
             return false;
         }
         let caps = self.lock().caps;
-        let mut tags: Vec<Tag> = message
-            .tags
-            .take()
-            .unwrap_or_default()
+        let offered = message.tags.take().unwrap_or_default();
+        let original_time = offered.iter().find(|t| t.0 == "time").and_then(|t| t.1.clone());
+        let mut tags: Vec<Tag> = offered
             .into_iter()
             .filter(|t| caps.message_tags && t.0 == "msgid")
             .collect();
         if caps.server_time {
-            tags.insert(0, Tag("time".to_owned(), Some(now_tag())));
+            let time = original_time.unwrap_or_else(now_tag);
+            tags.insert(0, Tag("time".to_owned(), Some(time)));
         }
         message.tags = (!tags.is_empty()).then_some(tags);
         match self.out.try_send(Outbound::Line(encode(&message))) {

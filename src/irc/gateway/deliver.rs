@@ -4,7 +4,7 @@
 //! replayed, in order, when the user comes back.
 
 use std::sync::Weak;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use irc::proto::message::Tag;
@@ -17,7 +17,7 @@ use crate::core::text::{irc_payload_budget, render_irc_lines, FaceStyle};
 use super::buddies::{person_prefix, Naming, SyncCtx, UserView};
 use super::connection::ClientLink;
 use super::control_channel::bot_notice;
-use super::server_time::unix_seconds;
+use super::server_time::{format_tag, unix_seconds};
 use super::sessions::Gateway;
 use super::{CONTROL_CHANNEL, SIDE_NAME};
 
@@ -53,6 +53,7 @@ struct Incoming<'a> {
     sender_name: &'a str,
     text: &'a RichText,
     message_id: &'a str,
+    at_ms: u64,
 }
 
 impl Gateway {
@@ -124,6 +125,7 @@ impl Gateway {
                 sender_name,
                 text,
                 message_id,
+                at_ms,
             } => {
                 let incoming = Incoming {
                     owner: *owner,
@@ -132,6 +134,7 @@ impl Gateway {
                     sender_name,
                     text,
                     message_id,
+                    at_ms: *at_ms,
                 };
                 self.render_message(user, v, link, incoming).await
             }
@@ -287,9 +290,18 @@ impl Gateway {
             } else {
                 format!("{}-{i}", m.message_id)
             };
+            let mut tags = Vec::new();
+            if !m.message_id.is_empty() {
+                tags.push(Tag("msgid".to_owned(), Some(msgid)));
+            }
+            if m.at_ms > 0 {
+                // The time QQ delivered it, not the time of this (possibly
+                // replayed) line.
+                let at = UNIX_EPOCH + Duration::from_millis(m.at_ms);
+                tags.push(Tag("time".to_owned(), Some(format_tag(at))));
+            }
             out.push(Message {
-                tags: (!m.message_id.is_empty())
-                    .then(|| vec![Tag("msgid".to_owned(), Some(msgid))]),
+                tags: (!tags.is_empty()).then_some(tags),
                 prefix: Some(sender_prefix.clone()),
                 command: Command::PRIVMSG(target.clone(), line),
             });

@@ -21,15 +21,7 @@ const GROUPS_TIMEOUT: Duration = Duration::from_secs(15);
 impl Gateway {
     /// The user's QQ groups, when their protocol has groups.
     pub(crate) async fn load_groups(&self, user: &str) -> Vec<GroupInfo> {
-        // The core has no group listing of its own yet, so the list comes
-        // straight from the user's session.
-        let Ok(session) = self.core.session_of(user) else {
-            return Vec::new();
-        };
-        if !session.capabilities().groups {
-            return Vec::new();
-        }
-        match tokio::time::timeout(GROUPS_TIMEOUT, session.groups()).await {
+        match tokio::time::timeout(GROUPS_TIMEOUT, self.core.groups(user)).await {
             Ok(Ok(groups)) => groups,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot list QQ groups");

@@ -1,9 +1,10 @@
 //! Exactly-once processing of appservice transactions.
 //!
-//! A transaction is answered 200 only after its id and all its events are
-//! in the store, written in one database transaction
+//! A transaction is answered 200 only after its key (the id plus a digest
+//! of its event ids, see [`transaction_key`]) and all its events are in
+//! the store, written in one database transaction
 //! ([`Store::matrix_accept_transaction`](crate::store::Store::matrix_accept_transaction)).
-//! A transaction id seen before is answered 200 without queueing anything,
+//! A transaction seen before is answered 200 without queueing anything,
 //! so the homeserver's retries (it retries until it gets a 200, also after
 //! our crash) never run an event twice; a crash after the 200 loses
 //! nothing, because the worker here processes the stored queue in arrival
@@ -53,6 +54,16 @@ impl Matrix {
         } else {
             body.ephemeral
         };
+        let timeline_ids: Vec<String> = body
+            .events
+            .iter()
+            .map(|e| {
+                e.get("event_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
         let mut events = Vec::with_capacity(body.events.len() + ephemeral.len());
         for (kind, list) in [("timeline", body.events), ("ephemeral", ephemeral)] {
             for event in list {
@@ -61,15 +72,42 @@ impl Matrix {
                 events.push((kind.to_owned(), json));
             }
         }
-        let new = self
-            .store
-            .matrix_accept_transaction(txn_id, &events)
-            .await?;
+        // Synapse retries a transaction with its timeline events only (the
+        // ephemeral ones are sent once), so those identify it; one with
+        // ephemeral events only is told apart by their content.
+        let identity = if timeline_ids.is_empty() {
+            events.iter().map(|(_, json)| json.clone()).collect()
+        } else {
+            timeline_ids
+        };
+        let key = transaction_key(txn_id, &identity);
+        let new = self.store.matrix_accept_transaction(&key, &events).await?;
         if new {
             self.inbound_wake.notify_one();
         }
         Ok(new)
     }
+}
+
+/// What identifies a transaction: its id and a digest of its events' ids.
+///
+/// The id alone is not enough: Synapse on SQLite derives the next id from
+/// the transactions it still has pending, so after a homeserver restart it
+/// hands out ids it used before. A retry of one transaction always carries
+/// the same events (their `unsigned.age` changes, their ids do not).
+pub fn transaction_key(txn_id: &str, event_ids: &[String]) -> String {
+    use md5::{Digest, Md5};
+    let mut hasher = Md5::new();
+    for id in event_ids {
+        hasher.update(id.as_bytes());
+        hasher.update([0u8]);
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{txn_id} {digest}")
 }
 
 /// The worker: processes stored events in order, forever.
@@ -120,5 +158,22 @@ fn is_retryable(e: &MatrixError) -> bool {
         MatrixError::Homeserver(h) => h.is_transient(),
         MatrixError::Store(_) | MatrixError::NotReady(_) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_tell_reused_ids_apart() {
+        let a = transaction_key("1", &["$a".to_owned()]);
+        assert_eq!(a, transaction_key("1", &["$a".to_owned()]));
+        assert_ne!(a, transaction_key("1", &["$b".to_owned()]));
+        assert_ne!(a, transaction_key("2", &["$a".to_owned()]));
+        assert_ne!(
+            transaction_key("1", &["$a".to_owned(), "$b".to_owned()]),
+            transaction_key("1", &["$a$b".to_owned()])
+        );
     }
 }

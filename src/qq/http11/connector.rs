@@ -6,6 +6,7 @@
 //! start the poller. Everything of one account runs inside a `qq_session`
 //! span carrying its `uin`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,7 @@ impl Http11Connector {
     pub fn with_options(mut self, options: Http11Options) -> Self {
         self.transport
             .set_timeouts(options.connect_timeout, options.read_timeout);
+        self.transport.set_local_addr(options.local_addr);
         self.options = options;
         self
     }
@@ -92,6 +94,14 @@ impl Http11Connector {
     /// Attempts for a request that keeps getting RES=3 (CLTMSG, Change_Stat).
     pub fn with_throttle_attempts(mut self, attempts: u32) -> Self {
         self.options.throttle_attempts = attempts;
+        self
+    }
+
+    /// Connects from this source address (e.g. one of several loopback
+    /// addresses in a load test, or one interface of a multi-homed host).
+    pub fn with_local_addr(mut self, local: IpAddr) -> Self {
+        self.options.local_addr = Some(local);
+        self.transport.set_local_addr(Some(local));
         self
     }
 

@@ -6,6 +6,7 @@
 //! 1 s "sent too fast" rule. Tests shrink them to run against a simulator
 //! with a small time scale.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Every tunable of the client. Built with [`Default`] and adjusted through
@@ -37,6 +38,10 @@ pub struct Http11Options {
     pub throttle_attempts: u32,
     /// Longest delay between two polls while the server is unreachable.
     pub outage_backoff_max: Duration,
+    /// Source address of every connection (`None`: the system's choice).
+    /// The server identifies a session by source address and UIN, so it
+    /// must not change while a session lives.
+    pub local_addr: Option<IpAddr>,
 }
 
 impl Default for Http11Options {
@@ -53,6 +58,7 @@ impl Default for Http11Options {
             retry_attempts: 5,
             throttle_attempts: 3,
             outage_backoff_max: Duration::from_secs(30),
+            local_addr: None,
         }
     }
 }

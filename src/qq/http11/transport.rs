@@ -9,10 +9,11 @@
 //! which callers retry; bytes that are not a reply are [`Exchange::Malformed`].
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::codec::{
@@ -76,6 +77,10 @@ pub struct Transport {
     host_header: String,
     connect_timeout: Duration,
     read_timeout: Duration,
+    /// The local (source) address connections are bound to, if any. The
+    /// server identifies a session by source address and UIN, so one
+    /// session must always use the same one.
+    local_addr: Option<IpAddr>,
 }
 
 /// How a read loop ended.
@@ -121,6 +126,7 @@ impl Transport {
             host_header: authority.to_owned(),
             connect_timeout,
             read_timeout,
+            local_addr: None,
         })
     }
 
@@ -134,10 +140,40 @@ impl Transport {
         self.read_timeout = read;
     }
 
+    /// Binds every connection to this source address (port chosen by the
+    /// system), or to whatever the system picks with `None`.
+    pub fn set_local_addr(&mut self, local: Option<IpAddr>) {
+        self.local_addr = local;
+    }
+
+    /// Opens the TCP connection of one exchange.
+    async fn connect(&self) -> std::io::Result<TcpStream> {
+        let Some(local) = self.local_addr else {
+            return TcpStream::connect((self.host.as_str(), self.port)).await;
+        };
+        // Only a server address of the source address's family can be
+        // reached from it.
+        let server = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await?
+            .find(|addr| addr.is_ipv4() == local.is_ipv4())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::AddrNotAvailable,
+                    "the server has no address of the local address's family",
+                )
+            })?;
+        let socket = if local.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(local, 0))?;
+        socket.connect(server).await
+    }
+
     /// Sends one request body on a new connection and reads every reply.
     pub async fn post(&self, body: &str) -> Exchange {
-        let connect = TcpStream::connect((self.host.as_str(), self.port));
-        let mut stream = match timeout(self.connect_timeout, connect).await {
+        let mut stream = match timeout(self.connect_timeout, self.connect()).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(_)) | Err(_) => return Exchange::Null(NullCause::Connect),
         };
@@ -245,6 +281,34 @@ mod tests {
         ] {
             assert!(transport(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The connection comes from the configured source address (any
+    /// 127.x address is local on Linux), and a source address of the other
+    /// family than the server's is a connect failure, not a panic.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn binds_the_configured_source_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut stream, peer) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request).await.unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nRES=0")
+                .await
+                .unwrap();
+            peer.ip()
+        });
+        let mut t = transport(&url).unwrap();
+        let source: IpAddr = "127.0.0.2".parse().unwrap();
+        t.set_local_addr(Some(source));
+        assert!(matches!(t.post("VER=1.1").await, Exchange::Replies(_)));
+        assert_eq!(server.await.unwrap(), source);
+
+        t.set_local_addr(Some("::1".parse().unwrap()));
+        assert_eq!(t.post("VER=1.1").await, Exchange::Null(NullCause::Connect));
     }
 
     #[test]

@@ -74,8 +74,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "#,
     // 2: the Matrix application service.
     r#"
-    -- Every appservice transaction id the homeserver pushed, so a retried
-    -- transaction is acknowledged without being processed again.
+    -- Every appservice transaction the homeserver pushed (its id and a
+    -- digest of its event ids: Synapse on SQLite reuses ids after a
+    -- restart), so a retried transaction is acknowledged without being
+    -- processed again.
     CREATE TABLE matrix_txns (
         txn_id      TEXT    NOT NULL PRIMARY KEY,
         received_at INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER))
