@@ -110,6 +110,11 @@ fn random_token() -> String {
 
 impl Rig {
     async fn start() -> Rig {
+        Rig::start_with("").await
+    }
+
+    /// `extra_matrix`: more keys of the `matrix` section (indented by 2).
+    async fn start_with(extra_matrix: &str) -> Rig {
         capture_logs();
         let mut sim_config = SimConfig::new(Scenario::demo());
         sim_config.time_scale = Some(0.01);
@@ -136,6 +141,7 @@ matrix:
     url: http://127.0.0.1:{as_port}
     as_token: {as_token}
     hs_token: {hs_token}
+{extra_matrix}
 permissions:
   "localhost": user
 "#,
@@ -782,7 +788,8 @@ async fn buddies_groups_presence_and_friend_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_tokens_outages_and_restarts() {
-    let mut rig = Rig::start().await;
+    let mut rig =
+        Rig::start_with("  relay: { uin: 10004, password: demo, protocol: http11 }").await;
     let world = rig.sim.world().clone();
     let mut alice = User::register(&rig.hs, "alice").await;
     let bot_room = alice.open_bot_room().await;
@@ -794,6 +801,24 @@ async fn transactions_tokens_outages_and_restarts() {
             u.message(Some(&dm), GHOST_10002, "hello")
         })
         .await;
+
+    // Someone without a QQ login writes in the portal: the relay account
+    // carries it, with their name.
+    let bob = User::register(&rig.hs, "bob").await;
+    alice
+        .post(
+            &format!("/_matrix/client/v3/rooms/{dm}/invite"),
+            json!({ "user_id": bob.id }),
+        )
+        .await;
+    bob.join(&dm).await;
+    bob.say(&dm, "via the relay").await;
+    eventually("the relayed message at 10002", || {
+        rig.received_by(10002)
+            .into_iter()
+            .find(|(from, t)| *from == 10004 && t.contains("bob: via the relay"))
+    })
+    .await;
 
     // The hs_token is checked on every request.
     let body = json!({ "events": [] });

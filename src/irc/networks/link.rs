@@ -121,6 +121,8 @@ struct LinkState {
     joins: HashMap<String, Vec<oneshot::Sender<Result<(), String>>>>,
     /// Why the server is closing us (ERROR, KILL), when it said.
     closing_reason: Option<String>,
+    /// Nicks the server said are not on IRC (401), lowercased.
+    absent: std::collections::HashSet<String>,
 }
 
 pub(crate) struct Link {
@@ -431,6 +433,11 @@ impl Link {
                     }
                 }
             }
+            if number == 401 {
+                if let (Some(nick), Ok(mut state)) = (args.get(1), self.state.lock()) {
+                    state.absent.insert(irc_lowercase(nick));
+                }
+            }
             if matches!(number, 432 | 433 | 436 | 437) {
                 if let Ok(mut state) = self.state.lock() {
                     state.pending_nick = None;
@@ -447,6 +454,15 @@ impl Link {
                 _ => numeric(message).is_some_and(|(n, _)| n == 303 || n == 401),
             },
         }
+    }
+
+    /// Whether the server said `nick` is not on IRC since the last call
+    /// (clears the mark). Call before sending to start afresh, and after
+    /// [`Link::confirm`] to learn whether the messages reached anyone.
+    pub fn take_absent(&self, nick: &str) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|mut s| s.absent.remove(&irc_lowercase(nick)))
     }
 
     /// Why the server closed us, if it said: a ban or something else.

@@ -311,3 +311,66 @@ pub(super) fn outbox_destinations(
         same,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{MatrixRoom, SqliteStore, Store};
+
+    #[tokio::test]
+    async fn a_transaction_is_queued_once_and_drained_in_order() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let events = vec![
+            ("timeline".to_owned(), "{\"n\":1}".to_owned()),
+            ("ephemeral".to_owned(), "{\"n\":2}".to_owned()),
+        ];
+        assert!(store
+            .matrix_accept_transaction("t1", &events)
+            .await
+            .unwrap());
+        assert!(!store
+            .matrix_accept_transaction("t1", &events)
+            .await
+            .unwrap());
+        let queued = store.matrix_inbound(10).await.unwrap();
+        assert_eq!(queued.len(), 2, "the replay queued nothing");
+        assert_eq!(queued[0].event, "{\"n\":1}");
+        assert_eq!(queued[1].kind, "ephemeral");
+        store.matrix_inbound_done(queued[0].id).await.unwrap();
+        let left = store.matrix_inbound(10).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].id, queued[1].id);
+    }
+
+    #[tokio::test]
+    async fn rooms_ghosts_and_destinations() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(store.matrix_ghost("@_qq_1:x").await.unwrap(), None);
+        store.save_matrix_ghost("@_qq_1:x", None).await.unwrap();
+        assert_eq!(store.matrix_ghost("@_qq_1:x").await.unwrap(), Some(None));
+        let room = MatrixRoom {
+            room_id: "!r:x".into(),
+            kind: "dm".into(),
+            user: "@a:x".into(),
+            creator: "@_qq_1:x".into(),
+            user_left: true,
+        };
+        store.save_matrix_room(&room).await.unwrap();
+        assert_eq!(store.matrix_room("!r:x").await.unwrap(), Some(room.clone()));
+        assert_eq!(
+            store.matrix_rooms_of("@a:x", "dm").await.unwrap(),
+            vec![room]
+        );
+        store.enqueue("matrix:!r:x", "l", "{}").await.unwrap();
+        store.enqueue("matrixx", "l", "{}").await.unwrap();
+        store.enqueue("to:@a:x", "l", "{}").await.unwrap();
+        assert_eq!(
+            store.outbox_destinations("matrix:").await.unwrap(),
+            vec!["matrix:!r:x".to_owned()]
+        );
+        assert!(store
+            .outbox_destinations("matri_:")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}

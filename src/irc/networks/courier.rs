@@ -1,0 +1,355 @@
+//! The network's delivery queues (a [`crate::core::outbox::Outbox`] of its
+//! own, so a message survives a bridge restart and a target's messages go
+//! out in order): QQ messages to channels and nicks, spoken by the sender's
+//! puppet or, when it cannot connect, by the bot as `<nick> text`; and IRC
+//! users' messages to the relay login.
+//!
+//! A message counts as delivered only when the server has processed it
+//! (see [`Link::confirm`]): a server restart in the middle re-sends it
+//! instead of losing it.
+
+use async_trait::async_trait;
+use irc::proto::Command;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::core::model::{ChatId, RichText, Uin};
+use crate::core::outbox::{Carried, Courier};
+use crate::core::side::chat_id_serde;
+use crate::core::text::{irc_payload_budget, render_irc_lines, FaceStyle};
+use crate::core::CoreError;
+use crate::store::{OutboxItem, StoreError};
+
+use super::ids::{from_irc_destination, to_irc_destination, SIDE_NAME};
+use super::link::{Link, LinkDown};
+use super::network::Network;
+use super::puppets::{Puppet, Unavailable};
+
+/// Queued items a delivery looks ahead at to connect their puppets early.
+const PREFETCH: u32 = 16;
+
+/// Who says a message on IRC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Voice {
+    /// The puppet of a QQ user; `name` is how QQ named them.
+    Puppet { uin: Uin, name: String },
+    /// The bot, with a text before each line (`<nick> `, `[group] `).
+    Bot {
+        #[serde(default)]
+        prefix: String,
+    },
+}
+
+/// Something to say on IRC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ToIrc {
+    /// A channel or a nick.
+    pub target: String,
+    pub voice: Voice,
+    pub text: RichText,
+    /// NOTICE instead of PRIVMSG (the bot's own words).
+    #[serde(default)]
+    pub notice: bool,
+}
+
+/// What an IRC user said in a bridged channel, for the relay login.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct FromIrc {
+    pub relay_user: String,
+    #[serde(with = "chat_id_serde")]
+    pub chat: ChatId,
+    pub text: RichText,
+    /// Where to report a failure.
+    pub channel: String,
+}
+
+fn is_channel(target: &str) -> bool {
+    target.starts_with('#') || target.starts_with('&')
+}
+
+/// How a delivery through a puppet ended.
+enum Spoken {
+    Done,
+    /// A private message to a nick that is not on IRC now.
+    Absent,
+}
+
+enum PuppetFailure {
+    /// The puppet cannot speak: the bot relays.
+    Unavailable(Unavailable),
+    /// The connection dropped mid-way: try again later (in order).
+    Down(LinkDown),
+    Store(StoreError),
+}
+
+impl Network {
+    pub(crate) async fn queue_to_irc(&self, item: &ToIrc) -> Result<(), StoreError> {
+        let payload = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.push(&to_irc_destination(self.name(), &item.target), &payload)
+            .await
+    }
+
+    pub(crate) async fn queue_from_irc(&self, item: &FromIrc) -> Result<(), StoreError> {
+        let payload = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.push(&from_irc_destination(self.name(), &item.channel), &payload)
+            .await
+    }
+
+    async fn push(&self, destination: &str, payload: &str) -> Result<(), StoreError> {
+        let Some(courier) = self.courier() else {
+            return Ok(());
+        };
+        self.outbox
+            .push(&courier, destination, destination, payload)
+            .await?;
+        Ok(())
+    }
+
+    async fn carry_to_irc(&self, destination: &str, item: &OutboxItem) -> Carried {
+        let out: ToIrc = match serde_json::from_str(&item.payload) {
+            Ok(o) => o,
+            Err(e) => return Carried::Failed(format!("unreadable queue item: {e}")),
+        };
+        let Some(bot) = self.bot_link() else {
+            return Carried::Later(format!("not connected to {}", self.name()));
+        };
+        let (uin, name) = match &out.voice {
+            Voice::Bot { prefix } => return self.carry_as_bot(&bot, &out, prefix).await,
+            Voice::Puppet { uin, name } => (*uin, name.clone()),
+        };
+        match self.speak_as_puppet(destination, &out, uin, &name).await {
+            Ok(Spoken::Done) => Carried::Done,
+            Ok(Spoken::Absent) => Carried::Later(format!("{} is not on IRC", out.target)),
+            Err(PuppetFailure::Down(e)) => Carried::Later(e.to_string()),
+            Err(PuppetFailure::Store(e)) => Carried::Later(e.to_string()),
+            Err(PuppetFailure::Unavailable(why)) => {
+                let nick = self
+                    .puppets
+                    .get(uin)
+                    .map(|p| p.nick.clone())
+                    .unwrap_or_else(|| name.clone());
+                tracing::debug!(network = %self.name(), %nick, reason = %why, "the bot relays for a puppet");
+                let prefix = if out.text.action {
+                    format!("* {nick} ")
+                } else {
+                    format!("<{nick}> ")
+                };
+                self.carry_as_bot(&bot, &out, &prefix).await
+            }
+        }
+    }
+
+    async fn carry_as_bot(&self, bot: &Link, out: &ToIrc, prefix: &str) -> Carried {
+        if is_channel(&out.target) && !bot.is_joined(&out.target) {
+            self.bot_join(bot, &out.target).await;
+        }
+        if !is_channel(&out.target) {
+            bot.take_absent(&out.target);
+        }
+        let mut text = out.text.clone();
+        text.action = false;
+        let budget = irc_payload_budget(bot.prefix_len(), out.target.len())
+            .saturating_sub(prefix.len());
+        let lines = render_irc_lines(&text, FaceStyle::Emoji, budget);
+        for line in lines {
+            let line = format!("{prefix}{line}");
+            let command = if out.notice {
+                Command::NOTICE(out.target.clone(), line)
+            } else {
+                Command::PRIVMSG(out.target.clone(), line)
+            };
+            if let Err(e) = bot.send(command).await {
+                return Carried::Later(e.to_string());
+            }
+        }
+        match bot.confirm().await {
+            Ok(()) if !is_channel(&out.target) && bot.take_absent(&out.target) => {
+                let why = format!("{} is not on IRC", out.target);
+                // The bot's own notices to someone gone are not kept.
+                if out.notice {
+                    Carried::Failed(why)
+                } else {
+                    Carried::Later(why)
+                }
+            }
+            Ok(()) => Carried::Done,
+            Err(e) => Carried::Later(e.to_string()),
+        }
+    }
+
+    async fn speak_as_puppet(
+        &self,
+        destination: &str,
+        out: &ToIrc,
+        uin: Uin,
+        name: &str,
+    ) -> Result<Spoken, PuppetFailure> {
+        let puppet = self
+            .puppet(uin, name)
+            .await
+            .map_err(PuppetFailure::Store)?;
+        let _busy = puppet.busy();
+        if puppet.live_link().is_none() {
+            self.prefetch(destination);
+        }
+        let wait = if puppet.is_failing() {
+            std::time::Duration::ZERO
+        } else {
+            self.settings.puppet_wait
+        };
+        let link = self
+            .puppet_link(&puppet, Instant::now() + wait)
+            .await
+            .map_err(PuppetFailure::Unavailable)?;
+        if is_channel(&out.target) {
+            self.puppet_join(&puppet, &link, &out.target).await?;
+        } else {
+            link.take_absent(&out.target);
+        }
+        let budget = irc_payload_budget(link.prefix_len(), out.target.len());
+        for line in render_irc_lines(&out.text, FaceStyle::Emoji, budget) {
+            link.send(Command::PRIVMSG(out.target.clone(), line))
+                .await
+                .map_err(PuppetFailure::Down)?;
+        }
+        link.confirm().await.map_err(PuppetFailure::Down)?;
+        puppet.touch();
+        if !is_channel(&out.target) && link.take_absent(&out.target) {
+            return Ok(Spoken::Absent);
+        }
+        Ok(Spoken::Done)
+    }
+
+    async fn puppet_join(
+        &self,
+        puppet: &Puppet,
+        link: &Link,
+        channel: &str,
+    ) -> Result<(), PuppetFailure> {
+        if link.is_joined(channel) {
+            return Ok(());
+        }
+        if let Some(age) = puppet.refused_recently(channel) {
+            return Err(PuppetFailure::Unavailable(Unavailable::Refused(format!(
+                "refused {}s ago",
+                age.as_secs()
+            ))));
+        }
+        puppet.want_channel(channel);
+        match link.join(channel).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => {
+                puppet.note_refusal(channel);
+                Err(PuppetFailure::Unavailable(Unavailable::Refused(why)))
+            }
+            Err(e) => Err(PuppetFailure::Down(e)),
+        }
+    }
+
+    /// Connects (and joins) the puppets of the next queued messages in the
+    /// background, so a burst from many new speakers connects them in
+    /// parallel (within the connect gate) rather than one by one.
+    fn prefetch(&self, destination: &str) {
+        let Some(net) = self.myself() else {
+            return;
+        };
+        let destination = destination.to_owned();
+        tokio::spawn(async move {
+            let Ok(items) = net.store.pending(&destination, PREFETCH).await else {
+                return;
+            };
+            for item in items.iter().skip(1) {
+                let Ok(out) = serde_json::from_str::<ToIrc>(&item.payload) else {
+                    continue;
+                };
+                let Voice::Puppet { uin, name } = &out.voice else {
+                    continue;
+                };
+                let Ok(puppet) = net.puppet(*uin, name).await else {
+                    continue;
+                };
+                if puppet.live_link().is_some() || puppet.connecting.try_lock().is_err() {
+                    continue;
+                }
+                let net = net.clone();
+                let target = out.target.clone();
+                tokio::spawn(async move {
+                    let deadline = Instant::now() + net.settings.puppet_wait;
+                    if let Ok(link) = net.puppet_link(&puppet, deadline).await {
+                        if is_channel(&target) {
+                            let _ = net.puppet_join(&puppet, &link, &target).await;
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    async fn carry_to_qq(&self, item: &OutboxItem) -> Carried {
+        let from: FromIrc = match serde_json::from_str(&item.payload) {
+            Ok(f) => f,
+            Err(e) => return Carried::Failed(format!("unreadable queue item: {e}")),
+        };
+        match self
+            .core
+            .send_to_qq(&from.relay_user, from.chat, from.text.clone(), None)
+            .await
+        {
+            Ok(()) => Carried::Done,
+            Err(CoreError::NotLoggedIn) => {
+                let stored = self
+                    .store
+                    .logins_of(&from.relay_user)
+                    .await
+                    .map(|l| !l.is_empty());
+                match stored {
+                    Ok(false) => {
+                        self.tell_channel(&from.channel, "not relayed to QQ: no QQ login relays this channel")
+                            .await;
+                        Carried::Failed("the relay is not logged in".to_owned())
+                    }
+                    _ => Carried::Later("the relay's QQ login is not up yet".to_owned()),
+                }
+            }
+            Err(CoreError::Store(e)) => Carried::Later(e.to_string()),
+            Err(e) => {
+                self.tell_channel(&from.channel, &format!("not relayed to QQ: {e}"))
+                    .await;
+                Carried::Failed(e.to_string())
+            }
+        }
+    }
+
+    /// A notice from the bot in a channel (queued like everything else).
+    pub(crate) async fn tell_channel(&self, channel: &str, text: &str) {
+        self.tell(channel, text).await;
+    }
+
+    /// A notice from the bot to a channel or nick.
+    pub(crate) async fn tell(&self, target: &str, text: &str) {
+        let item = ToIrc {
+            target: target.to_owned(),
+            voice: Voice::Bot {
+                prefix: String::new(),
+            },
+            text: RichText::plain(text),
+            notice: true,
+        };
+        if let Err(e) = self.queue_to_irc(&item).await {
+            tracing::error!(network = %self.name(), error = %e, "cannot queue a bot notice");
+        }
+    }
+}
+
+#[async_trait]
+impl Courier for Network {
+    async fn carry(&self, destination: &str, item: &OutboxItem) -> Carried {
+        let from_prefix = format!("{SIDE_NAME}:{}:from:", self.name());
+        if destination.starts_with(&from_prefix) {
+            self.carry_to_qq(item).await
+        } else {
+            self.carry_to_irc(destination, item).await
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! One IRC network: its settings, connections (bot and puppets), channel
+//! mappings and delivery queues, and the loop that reads what every one of
+//! its connections reports.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::{mpsc, Notify};
+
+use crate::config::NetworkConfig;
+use crate::core::model::Uin;
+use crate::core::outbox::{Courier, Outbox};
+use crate::core::BridgeCore;
+use crate::store::{Store, StoreError};
+
+use super::link::{Link, LinkEvent, LinkEvents, LinkTag, Server};
+use super::mappings::Mappings;
+use super::naming::PuppetNaming;
+use super::pacing::ConnectGate;
+use super::puppets::PuppetPool;
+use super::settings::Settings;
+use super::{tls, NetworksError};
+
+pub(crate) struct Network {
+    pub settings: Settings,
+    pub server: Server,
+    pub core: Arc<BridgeCore>,
+    pub store: Arc<dyn Store>,
+    pub gate: ConnectGate,
+    pub naming: PuppetNaming,
+    pub mappings: Mappings,
+    pub puppets: PuppetPool,
+    /// Durable, ordered queues: QQ -> IRC per target, IRC -> QQ per channel.
+    pub outbox: Outbox,
+    pub events: LinkEvents,
+    bot: Mutex<Option<Arc<Link>>>,
+    /// Woken when the bot reconnects: the server is back, so puppets
+    /// waiting out a retry delay try again at once.
+    pub server_back: Notify,
+    /// QQ nicknames learned from buddy lists and group member lists.
+    qq_nicks: Mutex<HashMap<Uin, String>>,
+    stopping: AtomicBool,
+    myself: Weak<Network>,
+}
+
+impl Network {
+    /// Builds a network (nothing connects yet); the receiver gets what its
+    /// connections report, for [`Network::run_events`].
+    pub async fn new(
+        config: &NetworkConfig,
+        core: Arc<BridgeCore>,
+        store: Arc<dyn Store>,
+    ) -> Result<(Arc<Network>, mpsc::UnboundedReceiver<(LinkTag, u64, LinkEvent)>), NetworksError>
+    {
+        let settings = Settings::from_config(config);
+        let tls = if config.tls {
+            Some(
+                tls::connector(config.tls_ca_file.as_deref()).map_err(|e| NetworksError::Tls {
+                    network: config.name.clone(),
+                    reason: e,
+                })?,
+            )
+        } else {
+            None
+        };
+        let server = Server {
+            host: config.host.clone(),
+            port: config.port(),
+            tls,
+            password: config.password.clone().filter(|p| !p.is_empty()),
+        };
+        let mappings = Mappings::load(&settings, store.as_ref()).await?;
+        let (events, rx) = mpsc::unbounded_channel();
+        let net = Arc::new_cyclic(|myself| Network {
+            gate: ConnectGate::new(settings.connects_per_second),
+            naming: PuppetNaming::new(&settings.puppet_nick_template),
+            outbox: Outbox::new(store.clone()),
+            settings,
+            server,
+            core,
+            store,
+            mappings,
+            puppets: PuppetPool::default(),
+            events,
+            bot: Mutex::new(None),
+            server_back: Notify::new(),
+            qq_nicks: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+            myself: myself.clone(),
+        });
+        Ok((net, rx))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    pub fn myself(&self) -> Option<Arc<Network>> {
+        self.myself.upgrade()
+    }
+
+    pub fn courier(&self) -> Option<Arc<dyn Courier>> {
+        self.myself.upgrade().map(|n| n as Arc<dyn Courier>)
+    }
+
+    /// The bot's connection, when it is up and in its channels.
+    pub fn bot_link(&self) -> Option<Arc<Link>> {
+        self.bot
+            .lock()
+            .ok()
+            .and_then(|b| b.clone())
+            .filter(|l| l.is_alive())
+    }
+
+    pub(crate) fn set_bot_link(&self, link: Option<Arc<Link>>) {
+        if let Ok(mut b) = self.bot.lock() {
+            *b = link;
+        }
+    }
+
+    /// Whether a nick belongs to the bridge on this network (the bot or a
+    /// puppet): never relayed back to QQ.
+    pub fn is_ours(&self, nick: &str) -> bool {
+        let folded = crate::core::text::irc_lowercase(nick);
+        self.bot_link().is_some_and(|l| l.answers_to(&folded)) || self.puppets.answers_to(nick)
+    }
+
+    pub fn qq_nick(&self, uin: Uin) -> Option<String> {
+        self.qq_nicks.lock().ok()?.get(&uin).cloned()
+    }
+
+    pub fn learn_qq_nick(&self, uin: Uin, nick: &str) {
+        if nick.trim().is_empty() {
+            return;
+        }
+        if let Ok(mut nicks) = self.qq_nicks.lock() {
+            nicks.entry(uin).or_insert_with(|| nick.to_owned());
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.outbox.stop();
+    }
+
+    /// Wakes every delivery queue of this network (after the bot came back,
+    /// a relay logged in, or a restart).
+    pub async fn wake_queues(&self) -> Result<(), StoreError> {
+        let Some(courier) = self.courier() else {
+            return Ok(());
+        };
+        let prefix = super::ids::destination_prefix(self.name());
+        for destination in self.store.outbox_destinations(&prefix).await? {
+            self.outbox.wake(&courier, &destination);
+        }
+        Ok(())
+    }
+
+    /// Reads what every connection reports, until the network stops.
+    pub async fn run_events(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<(LinkTag, u64, LinkEvent)>,
+    ) {
+        while let Some((tag, link_id, event)) = rx.recv().await {
+            if self.is_stopping() {
+                break;
+            }
+            match (tag, event) {
+                (LinkTag::Bot, LinkEvent::Message(message)) => {
+                    self.on_bot_message(message).await;
+                }
+                (LinkTag::Puppet(uin), LinkEvent::Message(message)) => {
+                    self.on_puppet_message(uin, message).await;
+                }
+                (LinkTag::Puppet(uin), LinkEvent::Closed { reason }) => {
+                    self.puppet_closed(uin, link_id, &reason);
+                }
+                // The bot's supervisor watches its link itself.
+                (LinkTag::Bot, LinkEvent::Closed { .. }) => {}
+            }
+        }
+    }
+
+    /// Idle puppets leave and fallback nicks are regained, periodically.
+    pub async fn run_sweeper(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.settings.reaper_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !self.is_stopping() {
+            tick.tick().await;
+            self.sweep_puppets().await;
+        }
+    }
+}
