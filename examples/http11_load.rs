@@ -355,10 +355,7 @@ impl tracing::Subscriber for Counter {
     fn new_span(&self, attrs: &tracing::span::Attributes<'_>) -> tracing::span::Id {
         if attrs.metadata().name() == "qq_request" {
             self.0.requests.fetch_add(1, Ordering::Relaxed);
-            bump(
-                &self.0.by_command,
-                field(|f| attrs.record(f), "cmd"),
-            );
+            bump(&self.0.by_command, field(|f| attrs.record(f), "cmd"));
         }
         tracing::span::Id::from_u64(self.0.next_span.fetch_add(1, Ordering::Relaxed) + 1)
     }
@@ -462,7 +459,9 @@ impl Simulator {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let pid = child.id().ok_or_else(|| anyhow!("the simulator exited at once"))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow!("the simulator exited at once"))?;
         let stdout = child
             .stdout
             .take()
@@ -598,9 +597,7 @@ async fn consume_events(mut events: mpsc::Receiver<QqEvent>, shared: Arc<Shared>
                 shared.reconnected.fetch_add(1, Ordering::Relaxed);
             }
             QqEvent::SessionEnded(reason) => {
-                if !(shared.logging_out.load(Ordering::Relaxed)
-                    && reason == EndReason::LoggedOut)
-                {
+                if !(shared.logging_out.load(Ordering::Relaxed) && reason == EndReason::LoggedOut) {
                     bump(&shared.ended_early, format!("{reason:?}"));
                 }
             }
@@ -653,8 +650,7 @@ async fn log_everybody_in(
     shared: &Arc<Shared>,
 ) -> LoginResults {
     let slots = Arc::new(Semaphore::new(args.login_concurrency.max(1)));
-    let mut ticker =
-        tokio::time::interval(Duration::from_secs_f64(1.0 / args.login_rate.max(0.1)));
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.login_rate.max(0.1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(args.sessions as usize);
     let started = Instant::now();
@@ -726,8 +722,9 @@ async fn chat_load(
 ) -> u64 {
     let n = u64::from(args.sessions);
     let half = (u64::from(args.friends) / 2).max(1);
-    let mut ticker =
-        tokio::time::interval(Duration::from_secs_f64(1.0 / args.messages_per_s.max(0.001)));
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(
+        1.0 / args.messages_per_s.max(0.001),
+    ));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut rng = StdRng::from_entropy();
     let mut sent = 0u64;
@@ -980,9 +977,8 @@ async fn run(args: Args, counts: Arc<Counts>, open_files: u64) -> anyhow::Result
     }
 
     let (alive, dead_reasons) = count_alive(sim.control, &logins.sessions, &args, &sources).await;
-    let client_alive = logged_in.saturating_sub(
-        snapshot(&shared.ended_early).values().sum::<u64>(),
-    );
+    let client_alive =
+        logged_in.saturating_sub(snapshot(&shared.ended_early).values().sum::<u64>());
     eprintln!("{alive} of {logged_in} sessions alive on the simulator; logging out");
 
     // Logout.
@@ -1026,7 +1022,12 @@ async fn run(args: Args, counts: Arc<Counts>, open_files: u64) -> anyhow::Result
     let (lost, unresolved) = shared
         .chat
         .lock()
-        .map(|c| (c.accepted.len() as u64, (c.open.len() - c.accepted.len()) as u64))
+        .map(|c| {
+            (
+                c.accepted.len() as u64,
+                (c.open.len() - c.accepted.len()) as u64,
+            )
+        })
         .unwrap_or((0, 0));
     let n = logged_in.max(1);
     let report = json!({
@@ -1158,10 +1159,7 @@ fn print_table(r: &Value) {
     let rows = [
         (
             "logged in / alive at end (sim, client)".to_owned(),
-            format!(
-                "{} / {}, {}",
-                l["logged_in"], a["simulator"], a["client"]
-            ),
+            format!("{} / {}, {}", l["logged_in"], a["simulator"], a["client"]),
         ),
         (
             "login: time, p50/p99 latency".to_owned(),
@@ -1185,7 +1183,11 @@ fn print_table(r: &Value) {
         ),
         (
             "window: requests/s".to_owned(),
-            format!("{:.0} ({} requests)", f(&w["requests_per_s"]), w["requests"]),
+            format!(
+                "{:.0} ({} requests)",
+                f(&w["requests_per_s"]),
+                w["requests"]
+            ),
         ),
         (
             "window: sim CPU (% of one core)".to_owned(),

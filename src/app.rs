@@ -33,7 +33,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("starting the embedded QQ simulator")?;
         println!(
-            "QQ simulator: serving HTTP QQ 1.1 on {} (demo accounts 10001-10004, password \"demo\")",
+            "QQ simulator: serving HTTP QQ 1.1 and WebQQ on {} (demo accounts 10001-10004, password \"demo\")",
             handle.protocol_addr()
         );
         if config.qq.simulator.control_listen.is_some() {
@@ -61,6 +61,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let relay = config.matrix.enabled && config.matrix.relay.is_some();
         Arc::new(move |user: &str| {
             if relay && user == bot {
+                return Some(crate::config::PermissionLevel::User);
+            }
+            // IRC networks' relay logins are the bridge's own, like the
+            // Matrix bot's.
+            if crate::irc::networks::is_relay_user(&config.irc.networks, user) {
                 return Some(crate::config::PermissionLevel::User);
             }
             config.permission_of(user)
@@ -99,6 +104,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    // Before restoring logins: the networks decide which relay logins the
+    // store may restore.
+    let networks = if config.irc.networks.is_empty() {
+        None
+    } else {
+        let handle = crate::irc::networks::start(core.clone(), store.clone(), &config.irc.networks)
+            .await
+            .context("starting the IRC network connections")?;
+        println!("IRC networks: connecting to {}", handle.names().join(", "));
+        Some(handle)
+    };
+
     let restored = core.restore_logins().await?;
     if restored > 0 {
         tracing::info!(restored, "restoring QQ logins from the database");
@@ -108,6 +125,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     if let Some(gateway) = gateway {
         gateway.shutdown().await;
+    }
+    if let Some(networks) = networks {
+        networks.shutdown().await;
     }
     #[cfg(feature = "matrix")]
     if let Some(matrix) = matrix {
@@ -130,7 +150,7 @@ pub async fn run_simulator(
         .await
         .context("starting the QQ simulator")?;
     println!(
-        "QQ simulator: serving HTTP QQ 1.1 on {}",
+        "QQ simulator: serving HTTP QQ 1.1 and WebQQ on {}",
         handle.protocol_addr()
     );
     if control.is_some() {

@@ -98,7 +98,11 @@ fn raise_open_file_limit() {
         libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0
     };
     if raised {
-        tracing::debug!(from = limit.rlim_cur, to = limit.rlim_max, "raised the open-file limit");
+        tracing::debug!(
+            from = limit.rlim_cur,
+            to = limit.rlim_max,
+            "raised the open-file limit"
+        );
     } else {
         tracing::warn!(limit = limit.rlim_cur, "cannot raise the open-file limit");
     }

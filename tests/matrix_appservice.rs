@@ -388,7 +388,7 @@ impl User {
         self.events
             .iter()
             .find(|(r, e)| {
-                room.map_or(true, |room| room == r)
+                room.is_none_or(|room| room == r)
                     && e["type"] == "m.room.message"
                     && e["sender"] == sender
                     && e["content"]["body"]

@@ -127,7 +127,12 @@ fn resolve_secrets(
     }
     for (i, net) in config.irc.networks.iter_mut().enumerate() {
         if let Some(password) = net.password.as_mut() {
-            resolve_secret(source, &format!("irc.networks[{i}].password"), password, env)?;
+            resolve_secret(
+                source,
+                &format!("irc.networks[{i}].password"),
+                password,
+                env,
+            )?;
         }
         if let Some(sasl) = net.sasl.as_mut() {
             let key = format!("irc.networks[{i}].sasl.password");

@@ -252,7 +252,7 @@ impl UserView {
             && self
                 .by_nick
                 .get(&irc_lowercase(nick))
-                .map_or(true, |u| *u == uin)
+                .is_none_or(|u| *u == uin)
     }
 
     async fn pick_nick(&self, naming: &Naming<'_>, uin: Uin, qq_name: &str) -> String {

@@ -32,6 +32,8 @@ const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// An item of a client's write queue.
 pub(crate) enum Outbound {
     Line(String),
+    /// Bytes written as they are: the HTTP answer for a captcha link.
+    Raw(Vec<u8>),
     /// Answered once every line before it has been written to the socket.
     Flush(oneshot::Sender<()>),
 }
@@ -97,7 +99,10 @@ impl ClientLink {
         }
         let caps = self.lock().caps;
         let offered = message.tags.take().unwrap_or_default();
-        let original_time = offered.iter().find(|t| t.0 == "time").and_then(|t| t.1.clone());
+        let original_time = offered
+            .iter()
+            .find(|t| t.0 == "time")
+            .and_then(|t| t.1.clone());
         let mut tags: Vec<Tag> = offered
             .into_iter()
             .filter(|t| caps.message_tags && t.0 == "msgid")
@@ -187,6 +192,15 @@ impl Conn {
                 return;
             }
         };
+        if !self.link.info().registered && line.starts_with("GET /") {
+            // Someone opened a captcha link (`http://<gateway>/captcha/..`)
+            // in a browser: answer as HTTP and hang up.
+            let response = self.gw.captchas.http_response(&line);
+            let _ = self.link.out.try_send(Outbound::Raw(response));
+            self.link.close("");
+            self.quit = true;
+            return;
+        }
         let message = match parse_line(&line) {
             Ok(message) => message,
             Err(failure) => {
@@ -336,9 +350,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             biased;
             _ = close_rx.changed() => break,
             item = queue.recv() => match item {
-                Some(Outbound::Line(line)) => {
+                Some(item @ (Outbound::Line(_) | Outbound::Raw(_))) => {
+                    let bytes = match &item {
+                        Outbound::Line(line) => line.as_bytes(),
+                        Outbound::Raw(raw) => raw.as_slice(),
+                        Outbound::Flush(_) => &[],
+                    };
                     let written = tokio::select! {
-                        r = w.write_all(line.as_bytes()) => r.is_ok(),
+                        r = w.write_all(bytes) => r.is_ok(),
                         _ = close_rx.changed() => false,
                     };
                     if !written {
@@ -372,12 +391,17 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                             return;
                         }
                     }
+                    Outbound::Raw(raw) => {
+                        if w.write_all(&raw).await.is_err() {
+                            return;
+                        }
+                    }
                     // Unanswered: the delivery waiting on it is retried
                     // later rather than counted as done.
                     Outbound::Flush(_) => {}
                 }
             }
-            if let Some(reason) = reason {
+            if let Some(reason) = reason.filter(|r| !r.is_empty()) {
                 let error = Message::from(Command::ERROR(format!("Closing link: {reason}")));
                 let _ = w.write_all(encode(&error).as_bytes()).await;
             }

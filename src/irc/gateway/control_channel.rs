@@ -243,6 +243,8 @@ impl Worker {
             other => {
                 let lines = self.gw.core.execute(&ctx, other).await;
                 self.say(reply_to, &lines);
+                // A wrong captcha code brings a fresh image.
+                self.offer_captcha(user, reply_to);
             }
         }
     }
@@ -285,6 +287,18 @@ impl Worker {
             Err(e) => e.to_string(),
         };
         self.say(reply_to, &[reply]);
+        self.offer_captcha(&user, reply_to);
+    }
+
+    /// WebQQ asked for a captcha: give the user a link to the image.
+    fn offer_captcha(&self, user: &str, reply_to: &str) {
+        if let Some(image) = self.gw.core.take_captcha_image(user) {
+            let link = self.gw.captchas.offer(image);
+            self.say(
+                reply_to,
+                &[format!("captcha image: {link} — then type: captcha <code>")],
+            );
+        }
     }
 
     async fn authenticate(&self, user: &str, uin: Uin, password: &Secret) -> Auth {

@@ -26,6 +26,7 @@
 
 mod buddies;
 mod caps;
+mod captcha;
 mod commands;
 mod connection;
 mod control_channel;
@@ -192,6 +193,7 @@ pub async fn start(
         source,
     })?;
     let gw = Gateway::new(core.clone(), store, Settings::from_config(config));
+    gw.captchas.set_addr(local_addr);
     core.register_side(Arc::new(GatewaySide(Arc::downgrade(&gw))));
     gw.schedule_restored_logins().await;
     let tls = acceptor.is_some();

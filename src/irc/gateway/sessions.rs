@@ -4,6 +4,7 @@
 //! grace-period timers that log a user out of QQ when their client has been
 //! gone too long.
 
+use super::captcha::CaptchaImages;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -50,6 +51,7 @@ pub(crate) struct Gateway {
     pub store: Arc<dyn Store>,
     pub settings: Settings,
     pub created: SystemTime,
+    pub captchas: CaptchaImages,
     registry: Mutex<Registry>,
     views: Mutex<HashMap<String, Arc<AsyncMutex<UserView>>>>,
     next_id: AtomicU64,
@@ -64,6 +66,7 @@ impl Gateway {
             store,
             settings,
             created: SystemTime::now(),
+            captchas: CaptchaImages::default(),
             registry: Mutex::new(Registry::default()),
             views: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),

@@ -89,10 +89,8 @@ impl Network {
     /// let everything waiting for the network go.
     async fn bot_up(&self, link: &Arc<Link>) {
         if let Some((service, password)) = &self.settings.nickserv {
-            let identify = Command::PRIVMSG(
-                service.clone(),
-                format!("IDENTIFY {}", password.expose()),
-            );
+            let identify =
+                Command::PRIVMSG(service.clone(), format!("IDENTIFY {}", password.expose()));
             if link.send(identify).await.is_err() {
                 return;
             }

@@ -85,13 +85,15 @@ enum PuppetFailure {
 
 impl Network {
     pub(crate) async fn queue_to_irc(&self, item: &ToIrc) -> Result<(), StoreError> {
-        let payload = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let payload =
+            serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.push(&to_irc_destination(self.name(), &item.target), &payload)
             .await
     }
 
     pub(crate) async fn queue_from_irc(&self, item: &FromIrc) -> Result<(), StoreError> {
-        let payload = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let payload =
+            serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.push(&from_irc_destination(self.name(), &item.channel), &payload)
             .await
     }
@@ -149,8 +151,8 @@ impl Network {
         }
         let mut text = out.text.clone();
         text.action = false;
-        let budget = irc_payload_budget(bot.prefix_len(), out.target.len())
-            .saturating_sub(prefix.len());
+        let budget =
+            irc_payload_budget(bot.prefix_len(), out.target.len()).saturating_sub(prefix.len());
         let lines = render_irc_lines(&text, FaceStyle::Emoji, budget);
         for line in lines {
             let line = format!("{prefix}{line}");
@@ -185,10 +187,7 @@ impl Network {
         uin: Uin,
         name: &str,
     ) -> Result<Spoken, PuppetFailure> {
-        let puppet = self
-            .puppet(uin, name)
-            .await
-            .map_err(PuppetFailure::Store)?;
+        let puppet = self.puppet(uin, name).await.map_err(PuppetFailure::Store)?;
         let _busy = puppet.busy();
         if puppet.live_link().is_none() {
             self.prefetch(destination);
@@ -305,8 +304,11 @@ impl Network {
                     .map(|l| !l.is_empty());
                 match stored {
                     Ok(false) => {
-                        self.tell_channel(&from.channel, "not relayed to QQ: no QQ login relays this channel")
-                            .await;
+                        self.tell_channel(
+                            &from.channel,
+                            "not relayed to QQ: no QQ login relays this channel",
+                        )
+                        .await;
                         Carried::Failed("the relay is not logged in".to_owned())
                     }
                     _ => Carried::Later("the relay's QQ login is not up yet".to_owned()),

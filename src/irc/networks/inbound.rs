@@ -73,10 +73,12 @@ impl Network {
             }
             Command::QUIT(_) => self.nick_freed(&nick).await,
             Command::NICK(_) if !self.is_ours(&nick) => self.nick_freed(&nick).await,
-            Command::KICK(channel, target, _) => {
-                if self.bot_link().is_some_and(|l| l.answers_to(&irc_lowercase(target))) {
-                    self.rejoin_later(channel.clone());
-                }
+            Command::KICK(channel, target, _)
+                if self
+                    .bot_link()
+                    .is_some_and(|l| l.answers_to(&irc_lowercase(target))) =>
+            {
+                self.rejoin_later(channel.clone());
             }
             _ => {}
         }
@@ -162,7 +164,8 @@ mod tests {
 
     #[test]
     fn irc_messages_are_prefixed_and_cleaned() {
-        let plain = |r: RichText| crate::core::text::render_plain(&r, crate::core::text::FaceStyle::Name);
+        let plain =
+            |r: RichText| crate::core::text::render_plain(&r, crate::core::text::FaceStyle::Name);
         assert_eq!(
             plain(relayed_text("bob", "\x02hi\x02 \x0304there", false).unwrap()),
             "<bob> hi there"
@@ -171,7 +174,10 @@ mod tests {
             plain(relayed_text("bob", "\x01ACTION waves\x01", false).unwrap()),
             "* bob waves"
         );
-        assert_eq!(plain(relayed_text("bob", "psst", true).unwrap()), "-bob- psst");
+        assert_eq!(
+            plain(relayed_text("bob", "psst", true).unwrap()),
+            "-bob- psst"
+        );
         assert!(relayed_text("bob", "\x01VERSION\x01", false).is_none());
         assert!(relayed_text("bob", "\x02\x02", false).is_none());
     }

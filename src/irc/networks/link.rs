@@ -31,9 +31,7 @@ use crate::irc::gateway::wire::{encode, parse_line, Frame, LineReader};
 use crate::secret::Secret;
 
 use super::pacing::TokenBucket;
-use super::register::{
-    is_ban_reason, numeric, register, write_command, LinkError, Registration, ServerFacts,
-};
+use super::register::{numeric, register, LinkError, Registration, ServerFacts};
 
 /// Longest wait for a TCP (and TLS) connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -77,9 +75,11 @@ pub(crate) enum LinkTag {
 /// What a link reports to its owner.
 #[derive(Debug)]
 pub(crate) enum LinkEvent {
-    Message(Message),
+    Message(Box<Message>),
     /// The connection is gone; the last event of a link.
-    Closed { reason: String },
+    Closed {
+        reason: String,
+    },
 }
 
 /// A link's events, tagged with the link.
@@ -213,7 +213,10 @@ impl Link {
 
     /// Our current nick.
     pub fn nick(&self) -> String {
-        self.state.lock().map(|s| s.nick.clone()).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|s| s.nick.clone())
+            .unwrap_or_default()
     }
 
     /// Whether `nick` is (or is about to be) this link's nick.
@@ -229,8 +232,7 @@ impl Link {
     /// Bytes of `nick!user@host` as the server relays our messages.
     pub fn prefix_len(&self) -> usize {
         self.state.lock().map_or(UNKNOWN_USER_HOST_LEN + 30, |s| {
-            s.prefix_len
-                .unwrap_or(s.nick.len() + UNKNOWN_USER_HOST_LEN)
+            s.prefix_len.unwrap_or(s.nick.len() + UNKNOWN_USER_HOST_LEN)
         })
     }
 
@@ -427,7 +429,10 @@ impl Link {
             if JOIN_REFUSALS.contains(&number) {
                 if let (Some(channel), Ok(mut state)) = (args.get(1), self.state.lock()) {
                     let why = args.last().cloned().unwrap_or_default();
-                    for waiter in state.joins.remove(&irc_lowercase(channel)).unwrap_or_default()
+                    for waiter in state
+                        .joins
+                        .remove(&irc_lowercase(channel))
+                        .unwrap_or_default()
                     {
                         let _ = waiter.send(Err(format!("{number} {why}")));
                     }
@@ -463,15 +468,6 @@ impl Link {
         self.state
             .lock()
             .is_ok_and(|mut s| s.absent.remove(&irc_lowercase(nick)))
-    }
-
-    /// Why the server closed us, if it said: a ban or something else.
-    pub fn ban_reason(&self) -> Option<String> {
-        self.state
-            .lock()
-            .ok()
-            .and_then(|s| s.closing_reason.clone())
-            .filter(|r| is_ban_reason(r))
     }
 }
 
@@ -510,7 +506,7 @@ async fn read_loop(link: Arc<Link>, mut reader: LineReader<BoxRead>, events: Lin
             continue;
         };
         if link.observe(&message).await {
-            let _ = events.send((link.tag, link.id, LinkEvent::Message(message)));
+            let _ = events.send((link.tag, link.id, LinkEvent::Message(Box::new(message))));
         }
     };
     link.close(&reason);

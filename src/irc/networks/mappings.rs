@@ -108,7 +108,12 @@ impl Mappings {
     }
 
     /// Adds a runtime mapping and stores it.
-    pub async fn add(&self, store: &dyn Store, network: &str, m: Mapping) -> Result<(), StoreError> {
+    pub async fn add(
+        &self,
+        store: &dyn Store,
+        network: &str,
+        m: Mapping,
+    ) -> Result<(), StoreError> {
         store
             .save_portal(&Portal {
                 owner: m.owner,
@@ -124,7 +129,12 @@ impl Mappings {
     }
 
     /// Removes a runtime mapping from memory and the store.
-    pub async fn remove(&self, store: &dyn Store, network: &str, m: &Mapping) -> Result<(), StoreError> {
+    pub async fn remove(
+        &self,
+        store: &dyn Store,
+        network: &str,
+        m: &Mapping,
+    ) -> Result<(), StoreError> {
         store
             .delete_portal(m.owner, &m.chat, &network_scope(network))
             .await?;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::NetworkConfig;
 use crate::core::model::Uin;
@@ -35,9 +35,13 @@ pub(crate) struct Network {
     pub outbox: Outbox,
     pub events: LinkEvents,
     bot: Mutex<Option<Arc<Link>>>,
+    /// Whether the bot is up, for those waiting for it.
+    bot_up: watch::Sender<bool>,
     /// Woken when the bot reconnects: the server is back, so puppets
     /// waiting out a retry delay try again at once.
     pub server_back: Notify,
+    /// Per-user locks that keep each user's commands in order.
+    command_turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// QQ nicknames learned from buddy lists and group member lists.
     qq_nicks: Mutex<HashMap<Uin, String>>,
     stopping: AtomicBool,
@@ -51,8 +55,13 @@ impl Network {
         config: &NetworkConfig,
         core: Arc<BridgeCore>,
         store: Arc<dyn Store>,
-    ) -> Result<(Arc<Network>, mpsc::UnboundedReceiver<(LinkTag, u64, LinkEvent)>), NetworksError>
-    {
+    ) -> Result<
+        (
+            Arc<Network>,
+            mpsc::UnboundedReceiver<(LinkTag, u64, LinkEvent)>,
+        ),
+        NetworksError,
+    > {
         let settings = Settings::from_config(config);
         let tls = if config.tls {
             Some(
@@ -84,8 +93,10 @@ impl Network {
             puppets: PuppetPool::default(),
             events,
             bot: Mutex::new(None),
+            bot_up: watch::channel(false).0,
             server_back: Notify::new(),
             qq_nicks: Mutex::new(HashMap::new()),
+            command_turns: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             myself: myself.clone(),
         });
@@ -114,8 +125,27 @@ impl Network {
     }
 
     pub(crate) fn set_bot_link(&self, link: Option<Arc<Link>>) {
+        let up = link.is_some();
         if let Ok(mut b) = self.bot.lock() {
             *b = link;
+        }
+        self.bot_up.send_replace(up);
+    }
+
+    /// Waits until the bot is connected (so the server's NICKLEN is known
+    /// before puppets are named); false if the network stops first.
+    pub async fn wait_for_bot(&self) -> bool {
+        let mut up = self.bot_up.subscribe();
+        loop {
+            if self.is_stopping() {
+                return false;
+            }
+            if *up.borrow_and_update() && self.bot_link().is_some() {
+                return true;
+            }
+            if up.changed().await.is_err() {
+                return false;
+            }
         }
     }
 
@@ -137,6 +167,17 @@ impl Network {
         if let Ok(mut nicks) = self.qq_nicks.lock() {
             nicks.entry(uin).or_insert_with(|| nick.to_owned());
         }
+    }
+
+    /// The lock that orders `user`'s commands. Locks nobody holds are
+    /// dropped on the way, so the map stays as small as the set of users
+    /// with a command running.
+    pub fn command_turn(&self, user: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut turns) = self.command_turns.lock() else {
+            return Arc::new(tokio::sync::Mutex::new(()));
+        };
+        turns.retain(|_, lock| Arc::strong_count(lock) > 1);
+        turns.entry(user.to_owned()).or_default().clone()
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -172,10 +213,10 @@ impl Network {
             }
             match (tag, event) {
                 (LinkTag::Bot, LinkEvent::Message(message)) => {
-                    self.on_bot_message(message).await;
+                    self.on_bot_message(*message).await;
                 }
                 (LinkTag::Puppet(uin), LinkEvent::Message(message)) => {
-                    self.on_puppet_message(uin, message).await;
+                    self.on_puppet_message(uin, *message).await;
                 }
                 (LinkTag::Puppet(uin), LinkEvent::Closed { reason }) => {
                     self.puppet_closed(uin, link_id, &reason);

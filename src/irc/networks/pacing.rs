@@ -93,7 +93,10 @@ mod tests {
         for _ in 0..3 {
             bucket.acquire().await;
         }
-        assert!(start.elapsed() < Duration::from_millis(10), "the burst is free");
+        assert!(
+            start.elapsed() < Duration::from_millis(10),
+            "the burst is free"
+        );
         for _ in 0..4 {
             bucket.acquire().await;
         }

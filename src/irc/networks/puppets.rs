@@ -136,7 +136,10 @@ impl Puppet {
     }
 
     pub fn link_id(&self) -> Option<u64> {
-        self.link.lock().ok().and_then(|l| l.as_ref().map(|l| l.id()))
+        self.link
+            .lock()
+            .ok()
+            .and_then(|l| l.as_ref().map(|l| l.id()))
     }
 
     pub fn banned(&self) -> Option<String> {
@@ -285,7 +288,11 @@ impl Network {
         let scope = network_scope(&self.settings.name);
         let mut claimed = None;
         for candidate in self.naming.candidates(&qq_nick, uin, nicklen) {
-            if let Some(name) = self.store.claim_puppet_name(&scope, uin, &candidate).await? {
+            if let Some(name) = self
+                .store
+                .claim_puppet_name(&scope, uin, &candidate)
+                .await?
+            {
                 claimed = Some(name);
                 break;
             }
@@ -526,7 +533,7 @@ impl Network {
             let due = puppet
                 .last_regain
                 .lock()
-                .map(|t| t.map_or(true, |t| t.elapsed() >= REGAIN_EVERY))
+                .map(|t| !matches!(*t, Some(t) if t.elapsed() < REGAIN_EVERY))
                 .unwrap_or(false);
             if due {
                 self.regain(&puppet, &link).await;

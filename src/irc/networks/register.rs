@@ -3,7 +3,7 @@
 //! tells about itself (ISUPPORT); and telling bans (K-line, G-line, 465)
 //! apart from errors worth retrying.
 
-use irc::proto::{CapSubCommand, Command, Message, Response};
+use irc::proto::{CapSubCommand, Command, Message};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::irc::gateway::wire::{encode, parse_line, Frame, LineReader};
@@ -230,9 +230,7 @@ mod tests {
 
     #[test]
     fn bans_are_told_apart() {
-        assert!(is_ban_reason(
-            "Closing connection: \"no bots\" (K-Line)"
-        ));
+        assert!(is_ban_reason("Closing connection: \"no bots\" (K-Line)"));
         assert!(is_ban_reason("You are banned from this server"));
         assert!(!is_ban_reason("Ping timeout: 120 seconds"));
         assert!(!is_ban_reason("Too many connections from your host"));
@@ -259,8 +257,14 @@ mod tests {
         assert_eq!(facts.nick, "WeiCheng0002[qq]");
         assert_eq!(facts.nicklen, Some(31));
         let sent = String::from_utf8(written).unwrap();
-        assert!(sent.starts_with("PASS s3cret\r\nNICK WeiCheng[qq]\r\n"), "{sent}");
-        assert!(sent.contains("USER qq10002 0 * :微程 (QQ 10002)\r\n"), "{sent}");
+        assert!(
+            sent.starts_with("PASS s3cret\r\nNICK WeiCheng[qq]\r\n"),
+            "{sent}"
+        );
+        assert!(
+            sent.contains("USER qq10002 0 * :微程 (QQ 10002)\r\n"),
+            "{sent}"
+        );
         assert!(sent.ends_with("NICK WeiCheng0002[qq]\r\n"), "{sent}");
     }
 

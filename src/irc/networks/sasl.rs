@@ -46,7 +46,7 @@ pub(crate) fn plain_payload(username: &str, password: &Secret) -> Vec<String> {
         .chunks(CHUNK)
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect();
-    if lines.last().map_or(true, |l| l.len() == CHUNK) {
+    if !matches!(lines.last(), Some(l) if l.len() < CHUNK) {
         lines.push("+".to_owned());
     }
     lines

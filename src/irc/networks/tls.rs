@@ -38,9 +38,7 @@ pub(crate) fn connector(ca_file: Option<&Path>) -> Result<TlsConnector, String> 
             .iter()
             .map(PathBuf::from)
             .find(|p| p.is_file())
-            .ok_or_else(|| {
-                "no system CA bundle found; set tls_ca_file to a PEM file".to_owned()
-            })?,
+            .ok_or_else(|| "no system CA bundle found; set tls_ca_file to a PEM file".to_owned())?,
     };
     let mut roots = RootCertStore::empty();
     let (added, _ignored) = roots.add_parsable_certificates(certificates(&path)?);

@@ -116,11 +116,11 @@ pub struct SearchCriteria {
 impl SearchCriteria {
     pub fn matches(&self, account: &Account) -> bool {
         let profile = &account.profile;
-        self.age.map_or(true, |age| profile.age == age)
-            && self.gender.map_or(true, |gender| profile.gender == gender)
+        self.age.is_none_or(|age| profile.age == age)
+            && self.gender.is_none_or(|gender| profile.gender == gender)
             && self
                 .province
                 .as_deref()
-                .map_or(true, |province| profile.province == province)
+                .is_none_or(|province| profile.province == province)
     }
 }

@@ -49,9 +49,7 @@ impl Throttle {
     pub fn allow_message(&self, uin: u64) -> bool {
         let now = Instant::now();
         let previous = self.lock().last_message.insert(uin, now);
-        previous.map_or(true, |at| {
-            now.saturating_duration_since(at) >= self.limits.message_interval
-        })
+        previous.is_none_or(|at| now.saturating_duration_since(at) >= self.limits.message_interval)
     }
 
     /// Change_Stat: false if `uin` already changed `status_limit` times

@@ -75,7 +75,7 @@ impl EventSink {
             .lock()
             .await
             .as_ref()
-            .map_or(true, |tx| tx.is_closed())
+            .is_none_or(|tx| tx.is_closed())
     }
 }
 

@@ -73,7 +73,7 @@ impl WebqqService {
         let variant = self.quirks.hash_variant;
         [Some(current), previous].into_iter().flatten().any(|pt| {
             expected_hash(variant, session.uin, &pt)
-                .map_or(true, |expected| expected.eq_ignore_ascii_case(hash.trim()))
+                .is_none_or(|expected| expected.eq_ignore_ascii_case(hash.trim()))
         })
     }
 

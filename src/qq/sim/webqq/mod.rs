@@ -28,10 +28,12 @@ mod content;
 mod desk;
 mod hash;
 mod login;
+mod login2;
 mod poll;
 mod quirks;
 mod reply;
 mod request;
+mod send;
 mod sessions;
 mod status;
 mod tokens;
@@ -197,14 +199,15 @@ impl WebqqService {
         Ok(session)
     }
 
-    /// The live session of a `d.web2` call other than poll2.
+    /// The live session of a `d.web2` call other than poll2. Only poll2
+    /// and the heartbeat keep a session alive (webqq.md §8).
     fn live_channel_session(
         &self,
         req: &WebRequest,
         r: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Result<Arc<WebSession>, String> {
         let session = self.channel_session(req, r)?;
-        if !self.refresh(&session, true) {
+        if !self.refresh(&session, false) {
             return Err(error(retcode::BAD_SESSION));
         }
         Ok(session)
@@ -220,7 +223,7 @@ impl WebqqService {
             .field(r, "vfwebqq")
             .and_then(|vf| self.sessions.by_vfwebqq(&vf))
             .ok_or_else(|| error(retcode::BAD_SESSION))?;
-        if !self.cookie_ok(req, &session) || !self.refresh(&session, true) {
+        if !self.cookie_ok(req, &session) || !self.refresh(&session, false) {
             return Err(error(retcode::BAD_SESSION));
         }
         Ok(session)

@@ -39,7 +39,7 @@ impl WebRequest {
         }
         let form = request
             .header("content-type")
-            .map_or(true, |t| t.contains("x-www-form-urlencoded"));
+            .is_none_or(|t| t.contains("x-www-form-urlencoded"));
         if form && !request.body.is_empty() {
             read_form(&String::from_utf8_lossy(&request.body), &mut params);
         }

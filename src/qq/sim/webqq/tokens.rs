@@ -41,6 +41,7 @@ pub fn new_login_sig() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789*-";
     let mut rng = rand::thread_rng();
     (0..64)
+        // ok: gen_range stays inside the alphabet.
         .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
         .collect()
 }

@@ -99,7 +99,7 @@ impl World {
     /// Logs session `serial` of `uin` out, if it is still the live one.
     pub fn end_session_by_serial(&self, uin: u64, serial: u64, via: Origin) -> bool {
         let mut state = self.lock();
-        if !state.sessions.get(&uin).is_some_and(|s| s.serial == serial) {
+        if state.sessions.get(&uin).is_none_or(|s| s.serial != serial) {
             return false;
         }
         state.end_session(self.started, uin, via, SessionEnd::LoggedOut);

@@ -1,0 +1,744 @@
+//! IRC networks end to end: a real ngIRCd (tests/support/ngircd.rs), the
+//! built-in QQ simulator (WebQQ, so groups work), the core and the networks
+//! side, with a plain line client playing the IRC user. A bridged group
+//! channel both ways with Chinese nicks and text, no loops, a nick
+//! collision and its regain, idle puppets leaving and coming back without
+//! losing a message, 200 puppets joining under ngIRCd's flood control,
+//! ngIRCd restarted mid-conversation, line splitting and injection
+//! attempts, bridging at run time, personal use through the bot, and a
+//! K-lined puppet replaced by the bot.
+//!
+//! ngIRCd not starting is a failure, never a skip.
+
+mod support {
+    #![allow(dead_code)]
+    pub mod ngircd;
+    pub mod process;
+}
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use irc::proto::{Command, Message};
+
+use qqbridge::config::{NetworkConfig, PermissionLevel};
+use qqbridge::core::BridgeCore;
+use qqbridge::irc::networks::{self, NetworksHandle};
+use qqbridge::qq::sim::scenario::{AccountRange, GroupSpec, ScenarioPassword};
+use qqbridge::qq::sim::{self, events::EventKind, Origin, Scenario, SimConfig, SimHandle};
+use qqbridge::qq::webqq::{WebqqConnector, WebqqOptions};
+use qqbridge::qq::{http11::Http11Connector, Protocol, QqConnector};
+use qqbridge::store::{SqliteStore, Store};
+
+use support::ngircd::{IrcClient, Ngircd, NgircdOptions};
+
+/// Simulated QQ protocol delays (WebQQ poll hold, penalties) at 1 %.
+const TIME_SCALE: f64 = 0.01;
+const WAIT: Duration = Duration::from_secs(60);
+const NETWORK: &str = "test";
+const RELAY: &str = "irc:test:relay@10001";
+
+// ---------------------------------------------------------------- the bridge
+
+struct Bridge {
+    sim: SimHandle,
+    core: Arc<BridgeCore>,
+    networks: NetworksHandle,
+    _dir: tempfile::TempDir,
+}
+
+/// The demo scenario without Hackfan's group chatter (it would talk into
+/// every test's channel).
+fn quiet_demo() -> Scenario {
+    let mut scenario = Scenario::demo();
+    for group in &mut scenario.groups {
+        group.chatter = None;
+    }
+    scenario
+}
+
+/// The network's YAML: ngIRCd's address, the relay 10001 over WebQQ, fast
+/// pacing unless `extra` overrides keys (later keys win).
+fn network_yaml(irc: &Ngircd, extra: &str) -> String {
+    format!(
+        "name: {NETWORK}\nhost: 127.0.0.1\nport: {port}\nbot_nick: qqbot\n\
+         relays: [{{uin: 10001, password: demo, protocol: webqq}}]\n{extra}",
+        port = irc.port(),
+    )
+}
+
+impl Bridge {
+    async fn start(scenario: Scenario, network_yaml: &str) -> Bridge {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Bridge::start_in(dir, scenario, network_yaml).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, scenario: Scenario, network_yaml: &str) -> Bridge {
+        let mut config = SimConfig::new(scenario);
+        config.time_scale = Some(TIME_SCALE);
+        let sim = sim::start(config).await.expect("simulator starts");
+        let base = format!("http://{}", sim.protocol_addr());
+        let http11 = Http11Connector::new(&base)
+            .expect("valid URL")
+            .with_timeouts(Duration::from_secs(2), Duration::from_secs(5))
+            .with_poll_interval(Duration::from_millis(20), Duration::from_millis(100))
+            .with_send_pacing(Duration::from_millis(5))
+            .with_retry(Duration::from_millis(20), Duration::from_millis(200), 5)
+            .with_outage_backoff_max(Duration::from_millis(100));
+        let webqq = WebqqConnector::with_options(
+            &base,
+            WebqqOptions {
+                retry_initial: Duration::from_millis(20),
+                retry_max: Duration::from_millis(200),
+                ..WebqqOptions::default()
+            },
+        );
+        let connectors: Vec<Arc<dyn QqConnector>> = vec![Arc::new(http11), Arc::new(webqq)];
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("bridge.db")).expect("database opens"));
+        let core = BridgeCore::new(
+            store.clone(),
+            connectors,
+            Protocol::Http11,
+            Arc::new(|user: &str| {
+                Some(if user == "irc:test:alice" {
+                    PermissionLevel::Admin
+                } else {
+                    PermissionLevel::User
+                })
+            }),
+        );
+        let config: NetworkConfig = serde_yaml::from_str(network_yaml).expect("network config");
+        let networks = networks::start(core.clone(), store, &[config])
+            .await
+            .expect("networks start");
+        core.restore_logins().await.expect("logins restore");
+        let bridge = Bridge {
+            sim,
+            core,
+            networks,
+            _dir: dir,
+        };
+        bridge
+            .until("the relay is logged in", || {
+                bridge.core.login_of(RELAY).is_some()
+            })
+            .await;
+        bridge
+    }
+
+    async fn until(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A QQ user writes to a group.
+    fn qq_says(&self, group: u64, from: u64, text: &str) {
+        let outcome = self
+            .sim
+            .world()
+            .send_group_message(group, from, text, Origin::Control);
+        assert_eq!(
+            outcome,
+            sim::world::GroupMessageOutcome::Delivered,
+            "{from} -> {group}"
+        );
+    }
+
+    /// Group messages `uin` received from `from`.
+    fn group_texts(&self, uin: u64, from: u64) -> Vec<String> {
+        self.sim
+            .world()
+            .received(uin)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.from == from)
+            .filter_map(|e| match e.kind {
+                EventKind::GroupMessage { text, .. } => Some(text),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// One-to-one messages `uin` received from `from`.
+    fn buddy_texts(&self, uin: u64, from: u64) -> Vec<String> {
+        self.sim
+            .world()
+            .received(uin)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.from == from)
+            .filter_map(|e| match e.kind {
+                EventKind::Message { text } => Some(text),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------- the IRC user
+
+/// A person on IRC: a raw line client that parses what it reads.
+struct User {
+    client: IrcClient,
+    nick: String,
+}
+
+impl User {
+    async fn connect(irc: &Ngircd, nick: &str) -> User {
+        let client = IrcClient::connect_registered(irc, nick)
+            .await
+            .unwrap_or_else(|e| panic!("{nick} cannot register: {e:#}\n{}", irc.log_tail(30)));
+        User {
+            client,
+            nick: nick.to_owned(),
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.client.send(line).await.expect("IRC write");
+    }
+
+    /// The next message, answering PINGs; panics when the connection ends.
+    async fn next(&mut self) -> Message {
+        loop {
+            let line = self
+                .client
+                .next_line()
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e:#}", self.nick))
+                .unwrap_or_else(|| panic!("{}: the server closed the connection", self.nick));
+            if let Some(rest) = line.strip_prefix("PING") {
+                self.send(&format!("PONG{rest}")).await;
+                continue;
+            }
+            if let Ok(m) = line.parse::<Message>() {
+                return m;
+            }
+        }
+    }
+
+    async fn wait_for(&mut self, what: &str, mut pred: impl FnMut(&Message) -> bool) -> Message {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = tokio::time::timeout(left, self.next())
+                .await
+                .unwrap_or_else(|_| panic!("{} timed out waiting for {what}", self.nick));
+            if pred(&m) {
+                return m;
+            }
+        }
+    }
+
+    async fn join(&mut self, channel: &str) {
+        self.send(&format!("JOIN {channel}")).await;
+        let me = self.nick.clone();
+        self.wait_for("own JOIN", |m| joined(m, &me, channel)).await;
+    }
+
+    async fn say(&mut self, target: &str, text: &str) {
+        self.send(&format!("PRIVMSG {target} :{text}")).await;
+    }
+
+    /// The next PRIVMSG to `target` from `nick`, as text.
+    async fn said(&mut self, nick: &str, target: &str) -> String {
+        let m = self
+            .wait_for(&format!("a message from {nick} in {target}"), |m| {
+                privmsg(m, nick, target).is_some()
+            })
+            .await;
+        privmsg(&m, nick, target).unwrap_or_default()
+    }
+}
+
+fn joined(m: &Message, nick: &str, channel: &str) -> bool {
+    m.source_nickname() == Some(nick)
+        && matches!(&m.command, Command::JOIN(c, _, _) if c.eq_ignore_ascii_case(channel))
+}
+
+fn privmsg(m: &Message, nick: &str, target: &str) -> Option<String> {
+    match &m.command {
+        Command::PRIVMSG(t, text)
+            if m.source_nickname() == Some(nick) && t.eq_ignore_ascii_case(target) =>
+        {
+            Some(text.clone())
+        }
+        _ => None,
+    }
+}
+
+fn numeric(m: &Message) -> Option<u16> {
+    match &m.command {
+        Command::Response(r, _) => Some(*r as u16),
+        Command::Raw(verb, _) => verb.parse().ok(),
+        _ => None,
+    }
+}
+
+fn numeric_args(m: &Message) -> Vec<String> {
+    match &m.command {
+        Command::Response(_, args) | Command::Raw(_, args) => args.clone(),
+        _ => Vec::new(),
+    }
+}
+
+async fn ngircd(options: NgircdOptions) -> Ngircd {
+    Ngircd::start(options)
+        .await
+        .unwrap_or_else(|e| panic!("ngircd must start (run scripts/install-test-deps): {e:#}"))
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn a_group_channel_works_both_ways_with_chinese_nicks_and_no_loops() {
+    let irc = ngircd(NgircdOptions::default()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    alice
+        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
+        .await;
+
+    // QQ -> IRC: 微程 (10002) speaks through the puppet WeiCheng[qq].
+    bridge.qq_says(20001, 10002, "大家好，我是微程 /微笑");
+    alice
+        .wait_for("the puppet joins", |m| joined(m, "WeiCheng[qq]", "#qq"))
+        .await;
+    assert_eq!(
+        alice.said("WeiCheng[qq]", "#qq").await,
+        "大家好，我是微程 🙂"
+    );
+    alice.send("WHOIS WeiCheng[qq]").await;
+    let whois = alice.wait_for("WHOIS", |m| numeric(m) == Some(311)).await;
+    assert_eq!(numeric_args(&whois).last().unwrap(), "微程 (QQ 10002)");
+
+    // IRC -> QQ: alice's words reach the group through the relay, with
+    // her nick and without formatting codes; an action too.
+    alice.say("#qq", "你好 \x02微程\x02 \x0304!").await;
+    alice.say("#qq", "\x01ACTION waves\x01").await;
+    bridge
+        .until("alice's messages reach the group", || {
+            bridge.group_texts(10002, 10001).len() >= 2
+        })
+        .await;
+    assert_eq!(
+        bridge.group_texts(10002, 10001),
+        vec!["<alice> 你好 微程 !", "* alice waves"]
+    );
+
+    // The puppet's own message was never relayed back to QQ, nor the
+    // bot's: only alice's two lines came from the relay.
+    bridge.qq_says(20001, 10003, "Hackfan 也来了");
+    assert_eq!(alice.said("HackfanHao[qq]", "#qq").await, "Hackfan 也来了");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(bridge.group_texts(10004, 10001).len(), 2, "no loops");
+}
+
+#[tokio::test]
+async fn a_taken_nick_falls_back_and_is_regained() {
+    let irc = ngircd(NgircdOptions::default()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    // Someone on IRC already uses 微程's puppet nick.
+    let mut squatter = User {
+        client: IrcClient::connect(irc.addr()).await.expect("connect"),
+        nick: "WeiCheng[qq]".to_owned(),
+    };
+    squatter
+        .send("NICK WeiCheng[qq]\r\nUSER squatter 0 * :not a puppet")
+        .await;
+    squatter
+        .wait_for("welcome", |m| numeric(m) == Some(1))
+        .await;
+    squatter.join("#qq").await;
+    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    alice
+        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
+        .await;
+
+    bridge.qq_says(20001, 10002, "我的昵称被占了");
+    assert_eq!(
+        alice.said("WeiCheng0002[qq]", "#qq").await,
+        "我的昵称被占了"
+    );
+
+    // The squatter leaves: the puppet takes its nick back.
+    squatter.send("QUIT :bye").await;
+    let renamed = alice
+        .wait_for("the puppet regains its nick", |m| {
+            m.source_nickname() == Some("WeiCheng0002[qq]")
+                && matches!(&m.command, Command::NICK(n) if n == "WeiCheng[qq]")
+        })
+        .await;
+    drop(renamed);
+    bridge.qq_says(20001, 10002, "拿回来了");
+    assert_eq!(alice.said("WeiCheng[qq]", "#qq").await, "拿回来了");
+    // The fallback nick's and the regained nick's lines never came back.
+    alice.say("#qq", "欢迎回来").await;
+    bridge
+        .until("alice's line reaches QQ", || {
+            !bridge.group_texts(10002, 10001).is_empty()
+        })
+        .await;
+    assert_eq!(bridge.group_texts(10002, 10001), vec!["<alice> 欢迎回来"]);
+}
+
+#[tokio::test]
+async fn an_idle_puppet_leaves_and_its_next_messages_bring_it_back_in_order() {
+    let irc = ngircd(NgircdOptions::default()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    let yaml = network_yaml(
+        &irc,
+        "channels: [{channel: \"#qq\", group: 20001}]\nlimits: {idle_timeout_s: 2}\n",
+    );
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    alice
+        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
+        .await;
+
+    bridge.qq_says(20001, 10002, "说完就走");
+    assert_eq!(alice.said("WeiCheng[qq]", "#qq").await, "说完就走");
+    let started = Instant::now();
+    alice
+        .wait_for("the idle puppet quits", |m| {
+            m.source_nickname() == Some("WeiCheng[qq]") && matches!(m.command, Command::QUIT(_))
+        })
+        .await;
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+
+    for i in 1..=5 {
+        bridge.qq_says(20001, 10002, &format!("回来了 {i}"));
+    }
+    alice
+        .wait_for("the puppet comes back", |m| {
+            joined(m, "WeiCheng[qq]", "#qq")
+        })
+        .await;
+    for i in 1..=5 {
+        assert_eq!(
+            alice.said("WeiCheng[qq]", "#qq").await,
+            format!("回来了 {i}")
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_puppets_join_under_flood_control_and_all_speak_in_order() {
+    const MEMBERS: u64 = 200;
+    const FIRST: u64 = 300_000;
+    let irc = ngircd(NgircdOptions::default()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#big").await;
+    let mut scenario = quiet_demo();
+    scenario.account_ranges.push(AccountRange {
+        first_uin: FIRST,
+        count: MEMBERS as u32,
+        password: ScenarioPassword("demo".into()),
+        nick_prefix: "成员".into(),
+        presence: Default::default(),
+        add_policy: Default::default(),
+    });
+    let mut members = vec![10001];
+    members.extend(FIRST..FIRST + MEMBERS);
+    scenario.groups.push(GroupSpec {
+        number: 20002,
+        name: "大群".into(),
+        memo: String::new(),
+        owner: Some(10001),
+        members,
+        cards: Default::default(),
+        chatter: None,
+    });
+    let yaml = network_yaml(
+        &irc,
+        "channels: [{channel: \"#big\", group: 20002}]\nconnect_members: true\n\
+         limits: {max_puppets: 250, connects_per_second: 25, messages_per_second: 2, message_burst: 3}\n",
+    );
+    let started = Instant::now();
+    let bridge = Bridge::start(scenario, &yaml).await;
+
+    // Every member's puppet joins; nobody is killed for flooding.
+    let mut joins = std::collections::HashSet::new();
+    while joins.len() < MEMBERS as usize {
+        let m = alice.wait_for("200 puppets joining", |_| true).await;
+        match &m.command {
+            Command::JOIN(..) => {
+                if let Some(nick) = m.source_nickname().filter(|n| n.ends_with("[qq]")) {
+                    joins.insert(nick.to_owned());
+                }
+            }
+            Command::QUIT(reason) => panic!("{:?} left: {reason:?}", m.source_nickname()),
+            Command::KILL(_, reason) => panic!("{:?} killed: {reason}", m.source_nickname()),
+            _ => {}
+        }
+    }
+    let joined_in = started.elapsed();
+    assert!(joins.contains("ChengYuan300000[qq]"), "{joins:?}");
+
+    // Then all of them speak at once: the burst drains in order.
+    for uin in FIRST..FIRST + MEMBERS {
+        bridge.qq_says(20002, uin, &format!("第{}个", uin - FIRST));
+    }
+    for uin in FIRST..FIRST + MEMBERS {
+        let nick = format!("ChengYuan{uin}[qq]");
+        assert_eq!(
+            alice.said(&nick, "#big").await,
+            format!("第{}个", uin - FIRST)
+        );
+    }
+    eprintln!(
+        "200 puppets joined in {joined_in:?}; all spoke after {:?}",
+        started.elapsed()
+    );
+    let log = std::fs::read_to_string(irc.log_path()).unwrap_or_default();
+    assert!(!log.contains("Excess"), "flood kills in the ngIRCd log");
+}
+
+#[tokio::test]
+async fn a_server_restart_mid_conversation_loses_nothing_and_keeps_order() {
+    let mut irc = ngircd(NgircdOptions::default()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    alice
+        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
+        .await;
+    let speakers = [(10002, "WeiCheng[qq]"), (10003, "HackfanHao[qq]")];
+    let line = |i: usize| format!("消息 {i}");
+    let mut seen: Vec<String> = Vec::new();
+    let record = |m: &Message, seen: &mut Vec<String>| {
+        for (_, nick) in speakers {
+            if let Some(text) = privmsg(m, nick, "#qq") {
+                seen.push(text);
+            }
+        }
+    };
+
+    // A conversation under way...
+    for i in 1..=4 {
+        bridge.qq_says(20001, speakers[i % 2].0, &line(i));
+    }
+    while seen.len() < 2 {
+        let m = alice.next().await;
+        record(&m, &mut seen);
+    }
+    // ...when the server goes down, with messages in flight.
+    for i in 5..=6 {
+        bridge.qq_says(20001, speakers[i % 2].0, &line(i));
+    }
+    irc.stop().await.expect("ngircd stops");
+    for line_text in alice.client.until_closed().await.unwrap_or_default() {
+        if let Ok(m) = line_text.parse::<Message>() {
+            record(&m, &mut seen);
+        }
+    }
+    for i in 7..=10 {
+        bridge.qq_says(20001, speakers[i % 2].0, &line(i));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    irc.resume().await.expect("ngircd starts again");
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    for i in 11..=12 {
+        bridge.qq_says(20001, speakers[i % 2].0, &line(i));
+    }
+    let deadline = Instant::now() + WAIT;
+    while !seen.contains(&line(12)) {
+        assert!(Instant::now() < deadline, "only got {seen:?}");
+        let m = tokio::time::timeout(WAIT, alice.next())
+            .await
+            .expect("messages after the restart");
+        record(&m, &mut seen);
+    }
+    // Every line, in order; a line in flight at the restart may have
+    // been processed and re-sent, so repeats of one line are tolerated.
+    let mut unique = seen.clone();
+    unique.dedup();
+    let expected: Vec<String> = (1..=12).map(line).collect();
+    assert_eq!(unique, expected, "seen: {seen:?}");
+    assert!(seen.len() <= expected.len() + 1, "seen: {seen:?}");
+}
+
+#[tokio::test]
+async fn long_lines_are_split_and_injection_attempts_stay_text() {
+    let irc = ngircd(NgircdOptions::without_flood_control()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    alice
+        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
+        .await;
+
+    bridge.qq_says(
+        20001,
+        10002,
+        "第一行\r\nQUIT :bye\0\nPRIVMSG #qq :injected\rMODE #qq +o WeiCheng[qq]",
+    );
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(alice.said("WeiCheng[qq]", "#qq").await);
+    }
+    assert_eq!(
+        got,
+        vec![
+            "第一行",
+            "QUIT :bye",
+            "PRIVMSG #qq :injected",
+            "MODE #qq +o WeiCheng[qq]"
+        ]
+    );
+
+    // 700 Chinese characters (2100 bytes): several lines, cut between
+    // characters, nothing lost.
+    let long: String = "桥接测试中文长消息".chars().cycle().take(700).collect();
+    bridge.qq_says(20001, 10002, &long);
+    let mut joined_text = String::new();
+    let mut pieces = 0;
+    while joined_text.chars().count() < 700 {
+        let piece = alice.said("WeiCheng[qq]", "#qq").await;
+        // The whole line as relayed to alice fits in 512 bytes.
+        let framing = ":WeiCheng[qq]!~qq10002@127.0.0.1 PRIVMSG #qq :\r\n".len();
+        assert!(piece.len() + framing <= 512, "{} bytes", piece.len());
+        joined_text.push_str(&piece);
+        pieces += 1;
+    }
+    assert_eq!(joined_text, long);
+    assert!(pieces >= 5, "{pieces} pieces");
+
+    // The puppet is still there: nothing was taken as a command.
+    alice.send("NAMES #qq").await;
+    let names = alice.wait_for("NAMES", |m| numeric(m) == Some(353)).await;
+    assert!(
+        numeric_args(&names)
+            .last()
+            .unwrap()
+            .contains("WeiCheng[qq]"),
+        "{names:?}"
+    );
+    // And the QQ side got nothing back.
+    assert!(bridge.group_texts(10003, 10001).is_empty());
+}
+
+#[tokio::test]
+async fn bridging_at_run_time_and_personal_use_through_the_bot() {
+    let irc = ngircd(NgircdOptions::without_flood_control()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    let yaml = network_yaml(&irc, "");
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    bridge
+        .until("the bot is up", || bridge.networks.is_connected(NETWORK))
+        .await;
+
+    // alice (an admin) bridges group 20001 to #live; the relay is in it.
+    alice.say("qqbot", "bridge 20001 test #live").await;
+    let reply = alice
+        .wait_for(
+            "the bridge reply",
+            |m| matches!(&m.command, Command::NOTICE(t, _) if t == "alice"),
+        )
+        .await;
+    let Command::NOTICE(_, text) = &reply.command else {
+        unreachable!()
+    };
+    assert_eq!(
+        text,
+        "bridged QQ group 20001 to #live (relayed by QQ 10001)"
+    );
+    alice.join("#live").await;
+    bridge.qq_says(20001, 10004, "新频道");
+    assert_eq!(alice.said("XiaoQiE[qq]", "#live").await, "新频道");
+
+    // bob brings his own QQ account (Hackfan, 10003) by messaging the bot.
+    let mut bob = User::connect(&irc, "bob").await;
+    bob.say("qqbot", "login 10003 demo").await;
+    let reply = bob
+        .wait_for(
+            "the login reply",
+            |m| matches!(&m.command, Command::NOTICE(_, t) if t.contains("logged in")),
+        )
+        .await;
+    assert!(
+        matches!(&reply.command, Command::NOTICE(_, t) if t == "logged in to QQ as 10003 (http11)"),
+        "{reply:?}"
+    );
+    // 微程 writes to Hackfan: it arrives as a private message from his puppet.
+    let world = bridge.sim.world().clone();
+    world.send_message(10002, 10003, "在吗？", Origin::Control);
+    assert_eq!(bob.said("WeiCheng[qq]", "bob").await, "在吗？");
+    // bob answers the puppet: 微程 gets it from Hackfan.
+    bob.say("WeiCheng[qq]", "在的").await;
+    bridge
+        .until("bob's answer reaches 微程", || {
+            bridge
+                .buddy_texts(10002, 10003)
+                .contains(&"在的".to_owned())
+        })
+        .await;
+    // Someone without a QQ login is told how to get one.
+    alice.say("WeiCheng[qq]", "hello?").await;
+    let hint = alice
+        .wait_for("the login hint", |m| {
+            matches!(&m.command, Command::NOTICE(t, x) if t == "alice" && x.contains("not logged in"))
+        })
+        .await;
+    drop(hint);
+
+    // Unbridging: the bot leaves #live; non-admins may not.
+    bob.say("qqbot", "unbridge 20001 test #live").await;
+    bob.wait_for(
+        "the refusal",
+        |m| matches!(&m.command, Command::NOTICE(_, t) if t.contains("only bridge admins")),
+    )
+    .await;
+    alice.say("qqbot", "unbridge 20001 test #live").await;
+    alice
+        .wait_for("the bot leaves", |m| {
+            m.source_nickname() == Some("qqbot")
+                && matches!(&m.command, Command::PART(c, _) if c == "#live")
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_k_lined_puppet_is_not_retried_and_the_bot_relays_for_it() {
+    let irc = ngircd(NgircdOptions::without_flood_control()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    alice
+        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
+        .await;
+    bridge.qq_says(20001, 10002, "还在");
+    assert_eq!(alice.said("WeiCheng[qq]", "#qq").await, "还在");
+
+    let (name, password) = irc.oper().expect("an operator");
+    alice.send(&format!("OPER {name} {password}")).await;
+    alice.wait_for("oper", |m| numeric(m) == Some(381)).await;
+    alice
+        .send("KLINE *!~qq10002@* 3600 :no puppets please")
+        .await;
+    alice
+        .wait_for("the puppet is killed", |m| {
+            m.source_nickname() == Some("WeiCheng[qq]") && matches!(m.command, Command::QUIT(_))
+        })
+        .await;
+
+    bridge.qq_says(20001, 10002, "被封了");
+    assert_eq!(alice.said("qqbot", "#qq").await, "<WeiCheng[qq]> 被封了");
+    // It was not let back in to try again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = std::fs::read_to_string(irc.log_path()).unwrap_or_default();
+    let attempts = log.matches("~qq10002@").count();
+    assert!(attempts <= 3, "the banned puppet kept retrying: {attempts}");
+}
