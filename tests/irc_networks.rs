@@ -41,7 +41,7 @@ const RELAY: &str = "irc:test:relay@10001";
 // ---------------------------------------------------------------- the bridge
 
 struct Bridge {
-    sim: SimHandle,
+    sim: Arc<SimHandle>,
     core: Arc<BridgeCore>,
     networks: NetworksHandle,
     _dir: tempfile::TempDir,
@@ -70,13 +70,14 @@ fn network_yaml(irc: &Ngircd, extra: &str) -> String {
 impl Bridge {
     async fn start(scenario: Scenario, network_yaml: &str) -> Bridge {
         let dir = tempfile::tempdir().expect("temp dir");
-        Bridge::start_in(dir, scenario, network_yaml).await
-    }
-
-    async fn start_in(dir: tempfile::TempDir, scenario: Scenario, network_yaml: &str) -> Bridge {
         let mut config = SimConfig::new(scenario);
         config.time_scale = Some(TIME_SCALE);
-        let sim = sim::start(config).await.expect("simulator starts");
+        let sim = Arc::new(sim::start(config).await.expect("simulator starts"));
+        Bridge::start_on(sim, dir, network_yaml).await
+    }
+
+    /// A bridge on an existing simulator and database directory.
+    async fn start_on(sim: Arc<SimHandle>, dir: tempfile::TempDir, network_yaml: &str) -> Bridge {
         let base = format!("http://{}", sim.protocol_addr());
         let http11 = Http11Connector::new(&base)
             .expect("valid URL")
@@ -125,6 +126,14 @@ impl Bridge {
             })
             .await;
         bridge
+    }
+
+    /// Stops the bridge as the binary does on SIGTERM; returns what a new
+    /// one needs to start where this one stopped.
+    async fn stop(self) -> (Arc<SimHandle>, tempfile::TempDir) {
+        self.networks.shutdown().await;
+        self.core.shutdown().await;
+        (self.sim, self._dir)
     }
 
     async fn until(&self, what: &str, mut cond: impl FnMut() -> bool) {
@@ -741,4 +750,38 @@ async fn a_k_lined_puppet_is_not_retried_and_the_bot_relays_for_it() {
     let log = std::fs::read_to_string(irc.log_path()).unwrap_or_default();
     let attempts = log.matches("~qq10002@").count();
     assert!(attempts <= 3, "the banned puppet kept retrying: {attempts}");
+}
+
+#[tokio::test]
+async fn messages_queued_while_the_network_is_down_survive_a_bridge_restart() {
+    let mut irc = ngircd(NgircdOptions::default()).await;
+    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    bridge
+        .until("the bot is up", || bridge.networks.is_connected(NETWORK))
+        .await;
+
+    // The IRC server goes away; QQ keeps talking; the bridge restarts.
+    irc.stop().await.expect("ngircd stops");
+    bridge
+        .until("the bot notices", || !bridge.networks.is_connected(NETWORK))
+        .await;
+    for i in 1..=3 {
+        bridge.qq_says(20001, 10002, &format!("断线时 {i}"));
+    }
+    // The messages are in the bridge's queue (the relay got them all).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (sim, dir) = bridge.stop().await;
+    let bridge = Bridge::start_on(sim, dir, &yaml).await;
+
+    irc.resume().await.expect("ngircd starts again");
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    for i in 1..=3 {
+        assert_eq!(
+            alice.said("WeiCheng[qq]", "#qq").await,
+            format!("断线时 {i}")
+        );
+    }
+    drop(bridge);
 }

@@ -352,3 +352,107 @@ fn validate_relays_and_channels(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_str;
+
+    fn load(networks: &str) -> Result<super::super::Config, super::super::ConfigError> {
+        let text = format!("qq:\n  server: http://127.0.0.1:8000\nirc:\n  networks:\n{networks}");
+        load_str("test.yaml", &text, &|var| {
+            (var == "SASL_PW").then(|| "from-env".to_owned())
+        })
+    }
+
+    const GOOD: &str = "    - name: libera
+      host: irc.libera.chat
+      tls: true
+      sasl: { username: qqbridge, password: \"${SASL_PW}\" }
+      relays: [{ uin: 10001, password: demo, protocol: webqq }]
+      channels:
+        - { channel: \"#qq\", group: 20001 }
+        - { channel: \"#buddy\", buddy: 10002, relay: 10001 }
+";
+
+    #[test]
+    fn a_full_network_loads_with_defaults_and_env_secrets() {
+        let config = load(GOOD).unwrap();
+        let net = &config.irc.networks[0];
+        assert_eq!(net.port(), 6697);
+        assert_eq!(net.bot_nick, "qqbridge");
+        assert_eq!(net.puppet_nick_template, "{nick}[qq]");
+        assert_eq!(net.limits.max_puppets, 100);
+        assert_eq!(net.sasl.as_ref().unwrap().password.expose(), "from-env");
+        assert_eq!(net.channels[0].relay_uin(net), Some(10001));
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_their_key() {
+        let cases = [
+            (
+                GOOD.replace("name: libera", "name: \"li bera\""),
+                "irc.networks[0].name",
+            ),
+            (
+                GOOD.replace("\"#qq\", group", "\"qq\", group"),
+                "irc.networks[0].channels[0].channel",
+            ),
+            (
+                GOOD.replace("group: 20001", "group: 20001, buddy: 3"),
+                "irc.networks[0].channels[0].group",
+            ),
+            (
+                GOOD.replace("relay: 10001", "relay: 999"),
+                "irc.networks[0].channels[1].relay",
+            ),
+            (
+                GOOD.replace("\"#buddy\"", "\"#QQ\""),
+                "irc.networks[0].channels[1].channel",
+            ),
+            (
+                GOOD.replace(
+                    "tls: true",
+                    "tls: true\n      puppet_nick_template: \"qq {nick}\"",
+                ),
+                "irc.networks[0].puppet_nick_template",
+            ),
+            (
+                GOOD.replace(
+                    "tls: true",
+                    "tls: true\n      puppet_nick_template: \"{nick}{nick}\"",
+                ),
+                "irc.networks[0].puppet_nick_template",
+            ),
+            (
+                GOOD.replace(
+                    "tls: true",
+                    "tls: true\n      limits: { messages_per_second: 0 }",
+                ),
+                "irc.networks[0].limits.messages_per_second",
+            ),
+            (
+                GOOD.replace("tls: true", "tls: false\n      tls_ca_file: /x.pem"),
+                "irc.networks[0].tls_ca_file",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = load(&text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        }
+        let e = load(&format!(
+            "{GOOD}{}",
+            GOOD.replace("#qq", "#other").replace("#buddy", "#b2")
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("used twice"), "{e}");
+        let e = load(&GOOD.replace("${SASL_PW}", "${NOT_SET}")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("irc.networks[0].sasl.password"));
+    }
+
+    #[test]
+    fn an_empty_list_is_fine_and_a_network_is_a_chat_side() {
+        let text = "qq:\n  server: http://127.0.0.1:8000\nirc:\n  networks: []\n  gateway: { enabled: true }\n";
+        assert!(load_str("t.yaml", text, &|_| None).is_ok());
+        assert!(load(GOOD).is_ok(), "networks alone are enough to run");
+    }
+}

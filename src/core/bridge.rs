@@ -304,9 +304,20 @@ impl BridgeCore {
         else {
             return Ok("no login is waiting for a captcha".to_owned());
         };
-        let step = pending.submit_captcha(code).await?;
-        self.finish_login_step(user, uin, protocol, password, step, rx)
-            .await
+        match pending.submit_captcha(code).await {
+            Ok(step) => {
+                self.finish_login_step(user, uin, protocol, password, step, rx)
+                    .await
+            }
+            Err(QqError::BadCaptcha) => {
+                // The protocol used the pending login up; start it again so
+                // the user gets a fresh image instead of a dead end.
+                drop(rx);
+                let again = self.login(user, uin, password, Some(protocol)).await?;
+                Ok(format!("wrong captcha code; {again}"))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn finish_login_step(

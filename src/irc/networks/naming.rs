@@ -57,9 +57,11 @@ impl PuppetNaming {
         nicklen: usize,
     ) -> Vec<String> {
         let digits = uin.to_string();
+        // ok: the digits are ASCII, so any index is a character boundary.
+        let last4 = &digits[digits.len().saturating_sub(4)..];
         let mut all = self.candidates(qq_nick, uin, nicklen);
         // Numbered fallbacks with the QQ number's digits first.
-        all.sort_by_key(|n| !n.contains(&digits[digits.len().saturating_sub(4)..]));
+        all.sort_by_key(|n| !n.contains(last4));
         let mut nicks = vec![claimed.to_owned()];
         nicks.extend(
             all.into_iter()
@@ -85,6 +87,7 @@ pub(crate) fn puppet_realname(qq_nick: &str, uin: Uin) -> String {
 /// within the usual 10-character USERLEN.
 pub(crate) fn puppet_username(uin: Uin) -> String {
     let digits = uin.to_string();
+    // ok: the digits are ASCII, so any index is a character boundary.
     format!("qq{}", &digits[digits.len().saturating_sub(8)..])
 }
 
