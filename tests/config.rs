@@ -106,7 +106,8 @@ fn contradictory_settings_point_at_the_key() {
     assert_eq!(e.key.as_deref(), Some("irc.gateway.listen"));
 
     let e = err(&EXAMPLE.replace("networks: []", "networks: [{name: libera}]"));
-    assert_eq!(e.key.as_deref(), Some("irc.networks"));
+    assert_eq!(e.key.as_deref(), Some("irc.networks[0]"), "{e}");
+    assert!(e.message.contains("missing field `host`"), "{e}");
 
     let e = err(&EXAMPLE.replace("user_prefix: _qq_", "user_prefix: \"Bad Prefix\""));
     assert_eq!(e.key.as_deref(), Some("matrix.appservice.user_prefix"));

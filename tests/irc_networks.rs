@@ -5,18 +5,31 @@
 //! collision and its regain, idle puppets leaving and coming back without
 //! losing a message, 200 puppets joining under ngIRCd's flood control,
 //! ngIRCd restarted mid-conversation, line splitting and injection
-//! attempts, bridging at run time, personal use through the bot, and a
-//! K-lined puppet replaced by the bot.
+//! attempts, bridging at run time, personal use through the bot, a K-lined
+//! puppet replaced by the bot, queued messages surviving a bridge restart,
+//! passwords kept out of the logs, and (with `--features matrix`, against a
+//! real Synapse) a group bridged to Matrix and IRC at once.
 //!
 //! ngIRCd not starting is a failure, never a skip.
 
-mod support {
-    #![allow(dead_code)]
-    pub mod ngircd;
-    pub mod process;
-}
+#[allow(dead_code)]
+#[path = "support/ngircd.rs"]
+mod ngircd;
+#[allow(dead_code)]
+#[path = "support/process.rs"]
+mod process;
+#[cfg(feature = "matrix")]
+#[allow(dead_code)]
+#[path = "support/synapse.rs"]
+mod synapse;
 
-use std::sync::Arc;
+/// The three-way relay needs the Matrix side (`--features matrix`).
+#[cfg(feature = "matrix")]
+#[path = "irc_networks/three_way.rs"]
+mod three_way;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use irc::proto::{Command, Message};
@@ -30,13 +43,50 @@ use qqbridge::qq::webqq::{WebqqConnector, WebqqOptions};
 use qqbridge::qq::{http11::Http11Connector, Protocol, QqConnector};
 use qqbridge::store::{SqliteStore, Store};
 
-use support::ngircd::{IrcClient, Ngircd, NgircdOptions};
+use ngircd::{IrcClient, Ngircd, NgircdOptions};
 
 /// Simulated QQ protocol delays (WebQQ poll hold, penalties) at 1 %.
 const TIME_SCALE: f64 = 0.01;
 const WAIT: Duration = Duration::from_secs(60);
 const NETWORK: &str = "test";
 const RELAY: &str = "irc:test:relay@10001";
+
+// ---------------------------------------------------------------- logs
+
+/// Everything the bridge logs (trace and up), to check that no secret
+/// ever shows up there.
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        logs().lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("qqbridge=trace,info")
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
+
+fn logged_text() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
 
 // ---------------------------------------------------------------- the bridge
 
@@ -69,6 +119,7 @@ fn network_yaml(irc: &Ngircd, extra: &str) -> String {
 
 impl Bridge {
     async fn start(scenario: Scenario, network_yaml: &str) -> Bridge {
+        capture_logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = SimConfig::new(scenario);
         config.time_scale = Some(TIME_SCALE);
@@ -491,6 +542,8 @@ async fn two_hundred_puppets_join_under_flood_control_and_all_speak_in_order() {
     }
     let joined_in = started.elapsed();
     assert!(joins.contains("ChengYuan300000[qq]"), "{joins:?}");
+    // Paced: 200 connections at 25 per second cannot take less than ~8 s.
+    assert!(joined_in >= Duration::from_secs(7), "{joined_in:?}");
 
     // Then all of them speak at once: the burst drains in order.
     for uin in FIRST..FIRST + MEMBERS {
@@ -693,6 +746,23 @@ async fn bridging_at_run_time_and_personal_use_through_the_bot() {
                 .contains(&"在的".to_owned())
         })
         .await;
+    // 微程 is busy on QQ: the puppet is away on IRC.
+    world.set_presence(10002, sim::Presence::Busy, Origin::Control);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        bob.send("WHOIS WeiCheng[qq]").await;
+        let away = bob
+            .wait_for("the end of WHOIS", |m| {
+                numeric(m) == Some(301) || numeric(m) == Some(318)
+            })
+            .await;
+        if numeric(&away) == Some(301) {
+            assert_eq!(numeric_args(&away).last().unwrap(), "busy on QQ");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the puppet never went away");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Someone without a QQ login is told how to get one.
     alice.say("WeiCheng[qq]", "hello?").await;
     let hint = alice
@@ -772,11 +842,11 @@ async fn messages_queued_while_the_network_is_down_survive_a_bridge_restart() {
     // The messages are in the bridge's queue (the relay got them all).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (sim, dir) = bridge.stop().await;
-    let bridge = Bridge::start_on(sim, dir, &yaml).await;
 
     irc.resume().await.expect("ngircd starts again");
     let mut alice = User::connect(&irc, "alice").await;
     alice.join("#qq").await;
+    let bridge = Bridge::start_on(sim, dir, &yaml).await;
     for i in 1..=3 {
         assert_eq!(
             alice.said("WeiCheng[qq]", "#qq").await,
@@ -784,4 +854,144 @@ async fn messages_queued_while_the_network_is_down_survive_a_bridge_restart() {
         );
     }
     drop(bridge);
+}
+
+#[tokio::test]
+async fn passwords_are_used_but_never_logged() {
+    let server_password = format!("srv{:016x}", rand::random::<u64>());
+    let nickserv_password = format!("ns{:016x}", rand::random::<u64>());
+    let irc = ngircd(NgircdOptions {
+        password: Some(server_password.clone()),
+        ..NgircdOptions::without_flood_control()
+    })
+    .await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    let yaml = network_yaml(
+        &irc,
+        &format!(
+            "password: {server_password}\nnickserv: {{password: {nickserv_password}}}\n\
+             channels: [{{channel: \"#qq\", group: 20001}}]\n"
+        ),
+    );
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    // The bot and a puppet get in: the server password works.
+    alice
+        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
+        .await;
+    bridge.qq_says(20001, 10002, "有密码的服务器");
+    assert_eq!(alice.said("WeiCheng[qq]", "#qq").await, "有密码的服务器");
+    // A QQ password typed to the bot.
+    alice.say("qqbot", "login 10004 demo").await;
+    alice
+        .wait_for("the login reply", |m| {
+            matches!(&m.command, Command::NOTICE(_, t) if t.contains("logged in to QQ as 10004"))
+        })
+        .await;
+    let logs = logged_text();
+    assert!(
+        !logs.contains(&server_password),
+        "the server password was logged"
+    );
+    assert!(
+        !logs.contains(&nickserv_password),
+        "the NickServ password was logged"
+    );
+    assert!(!logs.contains("10004 demo"), "a QQ password was logged");
+    assert!(
+        logs.contains("login 10004 [redacted]"),
+        "commands are logged, redacted"
+    );
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, as PEM files
+/// readable by ngIRCd (which runs as nobody).
+fn tls_files() -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("qqbridge-tls-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    for (name, pem) in [
+        ("ca.pem", ca.pem()),
+        ("cert.pem", cert.pem()),
+        ("key.pem", key.serialize_pem()),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let ca_path = dir.path().join("ca.pem");
+    (dir, ca_path)
+}
+
+#[tokio::test]
+async fn the_bot_and_puppets_connect_over_tls() {
+    let (tls_dir, ca) = tls_files();
+    let tls_port = process::free_port();
+    let irc = ngircd(NgircdOptions {
+        extra_config: format!(
+            "[SSL]\n\tCertFile = {}\n\tKeyFile = {}\n\tPorts = {tls_port}\n",
+            tls_dir.path().join("cert.pem").display(),
+            tls_dir.path().join("key.pem").display(),
+        ),
+        ..NgircdOptions::without_flood_control()
+    })
+    .await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    let yaml = format!(
+        "name: {NETWORK}\nhost: 127.0.0.1\nport: {tls_port}\ntls: true\ntls_ca_file: {}\n\
+         bot_nick: qqbot\nrelays: [{{uin: 10001, password: demo, protocol: webqq}}]\n\
+         channels: [{{channel: \"#qq\", group: 20001}}]\n",
+        ca.display()
+    );
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    alice
+        .wait_for("the bot joins over TLS", |m| joined(m, "qqbot", "#qq"))
+        .await;
+    bridge.qq_says(20001, 10002, "加密连接");
+    assert_eq!(alice.said("WeiCheng[qq]", "#qq").await, "加密连接");
+    let log = std::fs::read_to_string(irc.log_path()).unwrap_or_default();
+    assert!(
+        log.contains("SSL") || log.contains("TLS"),
+        "ngIRCd saw TLS clients"
+    );
+}
+
+#[tokio::test]
+async fn in_a_moderated_channel_messages_wait_for_a_voice_and_are_not_lost() {
+    let irc = ngircd(NgircdOptions::without_flood_control()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    // alice made the channel, so she is its operator: she moderates it.
+    alice.join("#qq").await;
+    alice.send("MODE #qq +m").await;
+    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    alice
+        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
+        .await;
+
+    // Neither the puppet nor the bot may speak: the message waits.
+    bridge.qq_says(20001, 10002, "等待发言权");
+    alice
+        .wait_for("the puppet joins", |m| joined(m, "WeiCheng[qq]", "#qq"))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    alice.send("MODE #qq +v qqbot").await;
+    // The bot got a voice: it speaks for the puppet, which has none.
+    assert_eq!(
+        alice.said("qqbot", "#qq").await,
+        "<WeiCheng[qq]> 等待发言权"
+    );
 }

@@ -146,9 +146,7 @@ impl Network {
         if is_channel(&out.target) && !bot.is_joined(&out.target) {
             self.bot_join(bot, &out.target).await;
         }
-        if !is_channel(&out.target) {
-            bot.take_absent(&out.target);
-        }
+        bot.take_undelivered(&out.target);
         let mut text = out.text.clone();
         text.action = false;
         let budget =
@@ -166,10 +164,11 @@ impl Network {
             }
         }
         match bot.confirm().await {
-            Ok(()) if !is_channel(&out.target) && bot.take_absent(&out.target) => {
-                let why = format!("{} is not on IRC", out.target);
-                // The bot's own notices to someone gone are not kept.
-                if out.notice {
+            Ok(()) if bot.take_undelivered(&out.target) => {
+                let why = format!("the server refused the bot's message to {}", out.target);
+                // The bot's own notices to someone gone are not kept;
+                // messages wait until the target can be reached.
+                if out.notice && !is_channel(&out.target) {
                     Carried::Failed(why)
                 } else {
                     Carried::Later(why)
@@ -203,9 +202,8 @@ impl Network {
             .map_err(PuppetFailure::Unavailable)?;
         if is_channel(&out.target) {
             self.puppet_join(&puppet, &link, &out.target).await?;
-        } else {
-            link.take_absent(&out.target);
         }
+        link.take_undelivered(&out.target);
         let budget = irc_payload_budget(link.prefix_len(), out.target.len());
         for line in render_irc_lines(&out.text, FaceStyle::Emoji, budget) {
             link.send(Command::PRIVMSG(out.target.clone(), line))
@@ -214,8 +212,15 @@ impl Network {
         }
         link.confirm().await.map_err(PuppetFailure::Down)?;
         puppet.touch();
-        if !is_channel(&out.target) && link.take_absent(&out.target) {
-            return Ok(Spoken::Absent);
+        if link.take_undelivered(&out.target) {
+            if !is_channel(&out.target) {
+                return Ok(Spoken::Absent);
+            }
+            // Banned or moderated in the channel: the bot speaks for it.
+            puppet.note_refusal(&out.target);
+            return Err(PuppetFailure::Unavailable(Unavailable::Refused(
+                "cannot send to the channel".to_owned(),
+            )));
         }
         Ok(Spoken::Done)
     }
@@ -304,7 +309,7 @@ impl Network {
                     .map(|l| !l.is_empty());
                 match stored {
                     Ok(false) => {
-                        self.tell_channel(
+                        self.tell(
                             &from.channel,
                             "not relayed to QQ: no QQ login relays this channel",
                         )
@@ -316,16 +321,11 @@ impl Network {
             }
             Err(CoreError::Store(e)) => Carried::Later(e.to_string()),
             Err(e) => {
-                self.tell_channel(&from.channel, &format!("not relayed to QQ: {e}"))
+                self.tell(&from.channel, &format!("not relayed to QQ: {e}"))
                     .await;
                 Carried::Failed(e.to_string())
             }
         }
-    }
-
-    /// A notice from the bot in a channel (queued like everything else).
-    pub(crate) async fn tell_channel(&self, channel: &str, text: &str) {
-        self.tell(channel, text).await;
     }
 
     /// A notice from the bot to a channel or nick.

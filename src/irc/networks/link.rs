@@ -121,8 +121,9 @@ struct LinkState {
     joins: HashMap<String, Vec<oneshot::Sender<Result<(), String>>>>,
     /// Why the server is closing us (ERROR, KILL), when it said.
     closing_reason: Option<String>,
-    /// Nicks the server said are not on IRC (401), lowercased.
-    absent: std::collections::HashSet<String>,
+    /// Targets the server refused a message to (401 no such nick, 404
+    /// cannot send to channel), lowercased.
+    undelivered: std::collections::HashSet<String>,
 }
 
 pub(crate) struct Link {
@@ -438,9 +439,9 @@ impl Link {
                     }
                 }
             }
-            if number == 401 {
-                if let (Some(nick), Ok(mut state)) = (args.get(1), self.state.lock()) {
-                    state.absent.insert(irc_lowercase(nick));
+            if number == 401 || number == 404 {
+                if let (Some(target), Ok(mut state)) = (args.get(1), self.state.lock()) {
+                    state.undelivered.insert(irc_lowercase(target));
                 }
             }
             if matches!(number, 432 | 433 | 436 | 437) {
@@ -456,18 +457,19 @@ impl Link {
                     irc_lowercase(target) == irc_lowercase(&me)
                 }
                 Command::KICK(_, target, _) => irc_lowercase(target) == irc_lowercase(&me),
-                _ => numeric(message).is_some_and(|(n, _)| n == 303 || n == 401),
+                _ => false,
             },
         }
     }
 
-    /// Whether the server said `nick` is not on IRC since the last call
-    /// (clears the mark). Call before sending to start afresh, and after
-    /// [`Link::confirm`] to learn whether the messages reached anyone.
-    pub fn take_absent(&self, nick: &str) -> bool {
+    /// Whether the server refused a message to `target` (no such nick,
+    /// cannot send to channel) since the last call; clears the mark. Call
+    /// before sending to start afresh, and after [`Link::confirm`] to learn
+    /// whether the messages reached anyone.
+    pub fn take_undelivered(&self, target: &str) -> bool {
         self.state
             .lock()
-            .is_ok_and(|mut s| s.absent.remove(&irc_lowercase(nick)))
+            .is_ok_and(|mut s| s.undelivered.remove(&irc_lowercase(target)))
     }
 }
 

@@ -1,6 +1,6 @@
 //! IRC networks: QQ chats bridged to channels on existing IRC networks,
-//! with one puppet connection per active QQ user (see README.md, "Bridging
-//! a channel on an IRC network").
+//! with one puppet connection per active QQ user (see README.md, "IRC
+//! networks").
 //!
 //! Identity model: the side is named `irc`. A bridged channel's IRC users
 //! reach QQ through a *relay login*, a QQ account from the network's
@@ -18,7 +18,8 @@
 //!   `irc::proto` (registration, SASL, TLS, pacing, confirmation).
 //! - `pacing`: token buckets and the connect gate.
 //! - `bot`: the bot's connection (reads channels, answers commands).
-//! - `puppets`, `naming`: puppet connections and their nicks.
+//! - `puppets`, `puppet_life`, `naming`: puppet connections, how they
+//!   come and go, and their nicks.
 //! - `courier`: the durable, ordered delivery queues both ways.
 //! - `inbound`: IRC -> QQ; `commands`: the bot's commands.
 //! - `side`: the core's events for this side; `relays`: relay logins.
@@ -34,6 +35,7 @@ mod mappings;
 mod naming;
 mod network;
 mod pacing;
+mod puppet_life;
 mod puppets;
 mod register;
 mod relays;

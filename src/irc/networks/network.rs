@@ -3,7 +3,7 @@
 //! its connections reports.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::{mpsc, watch, Notify};
@@ -19,7 +19,7 @@ use super::mappings::Mappings;
 use super::naming::PuppetNaming;
 use super::pacing::ConnectGate;
 use super::puppets::PuppetPool;
-use super::settings::Settings;
+use super::settings::{Settings, RFC_NICKLEN};
 use super::{tls, NetworksError};
 
 pub(crate) struct Network {
@@ -44,6 +44,8 @@ pub(crate) struct Network {
     command_turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// QQ nicknames learned from buddy lists and group member lists.
     qq_nicks: Mutex<HashMap<Uin, String>>,
+    /// NICKLEN last announced by the server; 0 = not known yet.
+    nicklen: AtomicUsize,
     stopping: AtomicBool,
     myself: Weak<Network>,
 }
@@ -97,6 +99,7 @@ impl Network {
             server_back: Notify::new(),
             qq_nicks: Mutex::new(HashMap::new()),
             command_turns: Mutex::new(HashMap::new()),
+            nicklen: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             myself: myself.clone(),
         });
@@ -124,7 +127,20 @@ impl Network {
             .filter(|l| l.is_alive())
     }
 
+    /// The server's NICKLEN as the bot last learned it (RFC 2812's 9
+    /// before the bot ever connected), so a puppet named while the bot is
+    /// reconnecting still gets a nick of the right length.
+    pub fn nicklen(&self) -> usize {
+        match self.nicklen.load(Ordering::Relaxed) {
+            0 => RFC_NICKLEN,
+            n => n,
+        }
+    }
+
     pub(crate) fn set_bot_link(&self, link: Option<Arc<Link>>) {
+        if let Some(n) = link.as_ref().and_then(|l| l.nicklen()) {
+            self.nicklen.store(n, Ordering::Relaxed);
+        }
         let up = link.is_some();
         if let Ok(mut b) = self.bot.lock() {
             *b = link;

@@ -15,7 +15,7 @@ use crate::core::model::{ChatId, Uin};
 use crate::core::CoreError;
 use crate::qq::QqError;
 
-use super::ids::relay_user_id;
+use super::ids::{parse_user_id, relay_user_id, Who};
 use super::network::Network;
 
 /// How long a pre-connected member's puppet may take to connect.
@@ -26,6 +26,22 @@ impl Network {
     /// stored login with the configured credentials is restored by the
     /// core; a stale one (other account or password) is replaced.
     pub(crate) async fn start_relays(self: &Arc<Self>) -> Result<(), crate::store::StoreError> {
+        // Relays no longer in the config are not logged in again.
+        for login in self.store.logins().await? {
+            let configured = self
+                .settings
+                .relays
+                .iter()
+                .any(|r| relay_user_id(self.name(), Uin(r.uin)) == login.user);
+            let ours = match parse_user_id(&login.user) {
+                Some((net, Who::Relay(_))) => net == self.name(),
+                _ => false,
+            };
+            if ours && !configured {
+                tracing::info!(network = %self.name(), uin = %login.uin, "forgetting a relay no longer configured");
+                self.store.delete_login(&login.user, login.uin).await?;
+            }
+        }
         for relay in self.settings.relays.clone() {
             let user = relay_user_id(self.name(), Uin(relay.uin));
             let stored = self.store.logins_of(&user).await?;

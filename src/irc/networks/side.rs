@@ -34,9 +34,16 @@ impl ChatSide for NetworksSide {
                 "{user} is not an IRC network user"
             )));
         };
-        let Some(net) = self.networks.get(network).and_then(Weak::upgrade) else {
+        let Some(net) = self.networks.get(network) else {
             return Err(DeliveryError::Permanent(format!(
                 "the IRC network {network} is not configured"
+            )));
+        };
+        // Shutting down: the event waits in the core's outbox for the next
+        // start instead of being dropped.
+        let Some(net) = net.upgrade().filter(|n| !n.is_stopping()) else {
+            return Err(DeliveryError::Retry(format!(
+                "the IRC network {network} is stopping"
             )));
         };
         net.deliver(user, &who, event)
