@@ -168,6 +168,21 @@ impl BridgeCore {
     }
 }
 
+/// How every side words an incoming friend request: who asks, then the
+/// exact commands that answer it.
+pub fn friend_request_lines(uin: Uin, message: &str) -> [String; 2] {
+    let asked = if message.trim().is_empty() {
+        format!("{uin} wants to add you as a QQ buddy.")
+    } else {
+        format!(
+            "{uin} wants to add you as a QQ buddy: \u{201c}{}\u{201d}",
+            message.trim()
+        )
+    };
+    let how = format!("To accept, type: accept {uin}    To refuse, type: reject {uin} [reason]");
+    [asked, how]
+}
+
 fn describe_profile(uin: Uin, p: &Profile) -> Vec<String> {
     let mut lines = vec![format!("{uin}: {}", p.nick)];
     if let Some(g) = &p.gender {

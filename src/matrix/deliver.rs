@@ -8,6 +8,7 @@ use std::sync::Weak;
 
 use async_trait::async_trait;
 
+use crate::core::bot::friend_request_lines;
 use crate::core::model::{ChatId, Contact, RichText, Segment, Uin};
 use crate::core::side::{ChatSide, DeliveryError, SideEvent};
 
@@ -80,17 +81,7 @@ impl Matrix {
                     .await
             }
             SideEvent::FriendRequest { uin, message, .. } => {
-                let asked = if message.trim().is_empty() {
-                    format!("QQ user {uin} wants to add you as a buddy.")
-                } else {
-                    format!(
-                        "QQ user {uin} wants to add you as a buddy: \u{201c}{}\u{201d}",
-                        message.trim()
-                    )
-                };
-                let text = format!(
-                    "{asked}\nTo accept, send: accept {uin}\nTo refuse, send: reject {uin} [reason]"
-                );
+                let text = friend_request_lines(*uin, message).join("\n");
                 self.bot_notice(user, &text).await
             }
             SideEvent::FriendAccepted { uin, .. } => {

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use irc::proto::message::Tag;
 use irc::proto::{Command, Message};
 
+use crate::core::bot::friend_request_lines;
 use crate::core::model::{ChatId, GroupNumber, RichText, Uin};
 use crate::core::side::{ChatSide, DeliveryError, SideEvent};
 use crate::core::text::{irc_payload_budget, render_irc_lines, FaceStyle};
@@ -145,18 +146,7 @@ impl Gateway {
                 self.sync_lines(v, link)
             }
             SideEvent::FriendRequest { uin, message, .. } => {
-                let asked = if message.trim().is_empty() {
-                    format!("{uin} wants to add you as a QQ buddy.")
-                } else {
-                    format!(
-                        "{uin} wants to add you as a QQ buddy: \u{201c}{}\u{201d}",
-                        message.trim()
-                    )
-                };
-                let how = format!(
-                    "To accept, type: accept {uin}    To refuse, type: reject {uin} [reason]"
-                );
-                self.notice(v, link, &[asked, how])
+                self.notice(v, link, &friend_request_lines(*uin, message))
             }
             SideEvent::FriendAccepted { uin, .. } => {
                 self.refresh_view(user, v, link).await;

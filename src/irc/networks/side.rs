@@ -8,6 +8,7 @@ use std::sync::Weak;
 
 use async_trait::async_trait;
 
+use crate::core::bot::friend_request_lines;
 use crate::core::model::{ChatId, RichText, Uin};
 use crate::core::side::{ChatSide, DeliveryError, SideEvent};
 use crate::store::StoreError;
@@ -187,7 +188,7 @@ fn person_notice(event: &SideEvent) -> Option<String> {
         } => format!("not delivered to QQ {chat} ({reason}): {preview}"),
         SideEvent::Notice { text } => text.clone(),
         SideEvent::FriendRequest { uin, message, .. } => {
-            format!("{uin} wants to add you as a QQ buddy: {message} (accept {uin} / reject {uin})")
+            friend_request_lines(*uin, message).join(" — ")
         }
         SideEvent::FriendAccepted { uin, .. } => format!("{uin} accepted your buddy request"),
         SideEvent::FriendRefused { uin, reason, .. } => {
