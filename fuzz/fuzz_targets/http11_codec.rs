@@ -7,8 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use qqbridge::qq::http11::codec::{
     decode_answer, decode_reply_value, decode_request_value, http_head_len, http_reply,
-    parse_http_replies, AmpProfile, LoginEcho, RawBody, Reply, ReplyStyle, Request,
-    MAX_REPLY_BODY,
+    parse_http_replies, AmpProfile, LoginEcho, RawBody, Reply, ReplyStyle, Request, MAX_REPLY_BODY,
 };
 
 fn styles() -> impl Iterator<Item = ReplyStyle> {
@@ -18,11 +17,13 @@ fn styles() -> impl Iterator<Item = ReplyStyle> {
             [AmpProfile::Seed001, AmpProfile::Seed003]
                 .into_iter()
                 .flat_map(move |trailing_amp| {
-                    [false, true].into_iter().map(move |sysmsg_trailing_space| ReplyStyle {
-                        login_echo,
-                        trailing_amp,
-                        sysmsg_trailing_space,
-                    })
+                    [false, true]
+                        .into_iter()
+                        .map(move |sysmsg_trailing_space| ReplyStyle {
+                            login_echo,
+                            trailing_amp,
+                            sysmsg_trailing_space,
+                        })
                 })
         })
 }

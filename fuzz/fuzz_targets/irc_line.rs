@@ -6,7 +6,7 @@
 
 use irc::proto::{Command, Message, Prefix};
 use libfuzzer_sys::fuzz_target;
-use qqbridge::core::text::{parse_irc, split_irc_lines};
+use qqbridge::core::text::{parse_irc, split_irc_lines, split_message_for_limit};
 use qqbridge::irc::gateway::wire::{classify, encode, parse_line, Frame, MAX_BODY_BYTES};
 
 fuzz_target!(|data: &[u8]| {
@@ -22,6 +22,15 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Frame::Line(line) = classify(data) {
+        // The limits hold on the bytes read (lossy decoding may grow them).
+        let body = match data.first() {
+            Some(b'@') => data
+                .iter()
+                .position(|b| *b == b' ')
+                .map_or(0, |s| data.len() - s - 1),
+            _ => data.len(),
+        };
+        assert!(body <= MAX_BODY_BYTES);
         let _ = parse_line(&line);
     }
 
@@ -29,11 +38,25 @@ fuzz_target!(|data: &[u8]| {
     // (the first byte picks it, to reach the small ones too).
     let text = String::from_utf8_lossy(data);
     let budget = data.first().map_or(400, |b| usize::from(*b) * 2);
-    for line in split_irc_lines(&text, budget) {
+    let lines = split_irc_lines(&text, budget);
+    for line in &lines {
         assert!(!line.is_empty());
         assert!(!line.contains(['\r', '\n', '\0']), "{line:?}");
         assert!(line.len() <= budget.max(4), "{} > {budget}", line.len());
     }
+    // Never a silent drop: only line ends and NUL are removed.
+    let kept: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
+        .collect();
+    assert_eq!(lines.concat(), kept);
+    // The same cutter for QQ's limits: only line ends at a cut go.
+    let pieces = split_message_for_limit(&text, budget);
+    for piece in &pieces {
+        assert!(!piece.is_empty() && piece.len() <= budget.max(4));
+    }
+    let strip = |t: &str| -> String { t.chars().filter(|c| !matches!(c, '\r' | '\n')).collect() };
+    assert_eq!(strip(&pieces.concat()), strip(&text));
     let _ = parse_irc(&text);
     let privmsg = Message {
         tags: None,
@@ -45,11 +68,17 @@ fuzz_target!(|data: &[u8]| {
 
 /// CR LF only at the end, no NUL, at most 510 bytes of body.
 fn assert_one_wire_line(wire: &str) {
-    let inner = wire.strip_suffix("\r\n").unwrap_or_else(|| panic!("{wire:?}"));
+    let inner = wire
+        .strip_suffix("\r\n")
+        .unwrap_or_else(|| panic!("{wire:?}"));
     assert!(!inner.contains(['\r', '\n', '\0']), "{wire:?}");
     let body = match inner.strip_prefix('@') {
         Some(_) => inner.find(' ').map_or("", |s| &inner[s + 1..]),
         None => inner,
     };
-    assert!(body.len() <= MAX_BODY_BYTES, "{} bytes: {wire:?}", body.len());
+    assert!(
+        body.len() <= MAX_BODY_BYTES,
+        "{} bytes: {wire:?}",
+        body.len()
+    );
 }

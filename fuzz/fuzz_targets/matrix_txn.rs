@@ -26,7 +26,14 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(stored.events.len(), expected);
     assert!(stored.key.starts_with("txn1 "));
     for (index, (kind, json)) in stored.events.iter().enumerate() {
-        assert_eq!(kind, if index < timeline { "timeline" } else { "ephemeral" });
+        assert_eq!(
+            kind,
+            if index < timeline {
+                "timeline"
+            } else {
+                "ephemeral"
+            }
+        );
         // What is stored reads back (the queue worker parses it again).
         let event: Value = serde_json::from_str(json).expect("stored event re-parses");
         read_event(&event);

@@ -9,8 +9,8 @@ use libfuzzer_sys::fuzz_target;
 use qqbridge::qq::webqq::content::{decode_content, decode_send_content, received_text};
 use qqbridge::qq::webqq::json::{
     parse_envelope, parse_poll, parse_result, AllowAndAddResult, C2cSigResult, FriendInfo,
-    FriendUinResult, FriendsResult, GroupInfoResult, GroupListResult, Login2Result,
-    LongNickResult, PollEvent, PollReply,
+    FriendUinResult, FriendsResult, GroupInfoResult, GroupListResult, Login2Result, LongNickResult,
+    PollEvent, PollReply,
 };
 use qqbridge::qq::webqq::ptlogin::{
     format_check_vc, format_login_page, format_ptui_cb, parse_check_vc, parse_login_sig,

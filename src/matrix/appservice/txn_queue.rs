@@ -103,7 +103,6 @@ fn is_retryable(e: &MatrixError) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::matrix_txn::transaction_key;
 
     #[test]
