@@ -12,10 +12,13 @@ pub mod app;
 pub mod backoff;
 pub mod config;
 pub mod core;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod irc;
 pub mod logging;
 #[cfg(feature = "matrix")]
 pub mod matrix;
+pub mod matrix_txn;
 pub mod qq;
 pub mod secret;
 pub mod store;

@@ -16,10 +16,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::Value;
-
 use crate::backoff::Backoff;
+use crate::matrix_txn::TransactionBody;
 use crate::store::StoreError;
 
 use super::super::{Matrix, MatrixError};
@@ -30,17 +28,6 @@ const BATCH: u32 = 64;
 /// cannot be handled must not block every later one forever.
 const MAX_ATTEMPTS: u32 = 12;
 
-/// The body of `PUT /_matrix/app/v1/transactions/{txnId}`.
-#[derive(Debug, Deserialize)]
-pub struct TransactionBody {
-    #[serde(default)]
-    pub events: Vec<Value>,
-    #[serde(default)]
-    pub ephemeral: Vec<Value>,
-    #[serde(default, rename = "de.sorunome.msc2409.ephemeral")]
-    pub ephemeral_unstable: Vec<Value>,
-}
-
 impl Matrix {
     /// Stores a transaction (unless its id is known) and wakes the worker.
     /// Returns whether it was new.
@@ -49,65 +36,18 @@ impl Matrix {
         txn_id: &str,
         body: TransactionBody,
     ) -> Result<bool, StoreError> {
-        let ephemeral = if body.ephemeral.is_empty() {
-            body.ephemeral_unstable
-        } else {
-            body.ephemeral
-        };
-        let timeline_ids: Vec<String> = body
-            .events
-            .iter()
-            .map(|e| {
-                e.get("event_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned()
-            })
-            .collect();
-        let mut events = Vec::with_capacity(body.events.len() + ephemeral.len());
-        for (kind, list) in [("timeline", body.events), ("ephemeral", ephemeral)] {
-            for event in list {
-                let json = serde_json::to_string(&event)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                events.push((kind.to_owned(), json));
-            }
-        }
-        // Synapse retries a transaction with its timeline events only (the
-        // ephemeral ones are sent once), so those identify it; one with
-        // ephemeral events only is told apart by their content.
-        let identity = if timeline_ids.is_empty() {
-            events.iter().map(|(_, json)| json.clone()).collect()
-        } else {
-            timeline_ids
-        };
-        let key = transaction_key(txn_id, &identity);
-        let new = self.store.matrix_accept_transaction(&key, &events).await?;
+        let stored = body
+            .into_stored(txn_id)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let new = self
+            .store
+            .matrix_accept_transaction(&stored.key, &stored.events)
+            .await?;
         if new {
             self.inbound_wake.notify_one();
         }
         Ok(new)
     }
-}
-
-/// What identifies a transaction: its id and a digest of its events' ids.
-///
-/// The id alone is not enough: Synapse on SQLite derives the next id from
-/// the transactions it still has pending, so after a homeserver restart it
-/// hands out ids it used before. A retry of one transaction always carries
-/// the same events (their `unsigned.age` changes, their ids do not).
-pub fn transaction_key(txn_id: &str, event_ids: &[String]) -> String {
-    use md5::{Digest, Md5};
-    let mut hasher = Md5::new();
-    for id in event_ids {
-        hasher.update(id.as_bytes());
-        hasher.update([0u8]);
-    }
-    let digest: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{txn_id} {digest}")
 }
 
 /// The worker: processes stored events in order, forever.
@@ -163,7 +103,7 @@ fn is_retryable(e: &MatrixError) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::matrix_txn::transaction_key;
 
     #[test]
     fn keys_tell_reused_ids_apart() {
