@@ -19,6 +19,11 @@
 //!   the line a kill cut off; `CLTMSG` has no idempotency key, so a kill
 //!   after the server accepted it and before the outbox item was completed
 //!   sends it again), at most two per kill.
+//!
+//! The same harness (real binary, in-process simulator, line-level IRC
+//! client) also runs a QQ server outage: the simulator shut down mid-
+//! conversation and restarted on the same port with no memory of the
+//! bridge's session.
 
 #[path = "support/process.rs"]
 #[allow(dead_code)]
@@ -38,7 +43,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
 use process::{deadline_in, free_port, read_since, wait_until, ServerProcess};
-use qqbridge::qq::sim::{self, EventKind, Scenario, SimConfig, SimHandle};
+use qqbridge::qq::sim::{self, EventKind, Scenario, SimConfig, World};
 use qqbridge::store::{SqliteStore, Store};
 
 /// Messages per direction.
@@ -82,7 +87,7 @@ struct Bridge {
 }
 
 impl Bridge {
-    fn new(dir: &Path, sim: &SimHandle) -> Bridge {
+    fn new(dir: &Path, qq: SocketAddr) -> Bridge {
         let gateway: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let database = dir.join("bridge.db");
         let config = dir.join("bridge.yaml");
@@ -103,7 +108,6 @@ matrix: {{ enabled: false }}
 logging: {{ filter: info }}
 "#,
             db = database.display(),
-            qq = sim.protocol_addr(),
         );
         std::fs::write(&config, yaml).unwrap();
         Bridge {
@@ -306,7 +310,7 @@ async fn a_conversation_survives_repeated_sigkills_of_the_bridge() {
         .unwrap();
     let world = sim.world().clone();
     let dir = tempfile::tempdir().unwrap();
-    let mut bridge = Bridge::new(dir.path(), &sim);
+    let mut bridge = Bridge::new(dir.path(), sim.protocol_addr());
 
     let (mut sent_q2i, mut acked_i2q) = (0usize, 0usize);
     let mut lost_in_flight: BTreeSet<String> = BTreeSet::new();
@@ -495,4 +499,176 @@ async fn a_conversation_survives_repeated_sigkills_of_the_bridge() {
     assert_eq!(kills_done, KILLS);
     bridge.reap();
     sim.shutdown().await;
+}
+
+/// Texts of the messages `to` received from `from`.
+fn messages_between(world: &World, from: u64, to: u64) -> Vec<String> {
+    world
+        .received(to)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.from == from)
+        .filter_map(|e| match e.kind {
+            EventKind::Message { text } => Some(text.trim().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The QQ server disappears mid-conversation (shut down, connections
+/// refused) and comes back on the same port with a fresh state (so the
+/// bridge's session is unknown there): messages written on IRC meanwhile
+/// wait in the outbox and arrive exactly once, in order; the bridge logs in
+/// again by itself; the user is told once about the outage, not per retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qq_server_outage_mid_conversation_loses_nothing_and_is_told_once() {
+    const PHASE: usize = 30;
+    let started = Instant::now();
+    let port = free_port();
+    let start_sim = || async move {
+        let mut config = SimConfig::new(Scenario::from_yaml(SCENARIO).unwrap());
+        config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        sim::start(config).await.unwrap()
+    };
+    let sim1 = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bridge = Bridge::new(dir.path(), sim1.protocol_addr());
+    bridge.start(false).await;
+    let mut irc = Irc::join_as(bridge.gateway).await;
+    let line = irc.wait_for("!10002@").await.expect("the buddy is shown");
+    let buddy_nick = line
+        .parse::<irc::proto::Message>()
+        .unwrap()
+        .source_nickname()
+        .unwrap()
+        .to_owned();
+    let say = |n: usize| format!("PRIVMSG {buddy_nick} :{}", i2q(n));
+
+    // Phase 1: both ways, server up.
+    for n in 0..PHASE {
+        sim1.world()
+            .send_message(BUDDY, ME, &q2i(n), sim::Origin::Control);
+        assert!(irc.send(&say(n)).await);
+    }
+    let world1 = sim1.world().clone();
+    wait_until(deadline_in(WAIT), "phase 1 at QQ", || {
+        let got = messages_between(&world1, ME, BUDDY);
+        async move {
+            if got.len() >= PHASE {
+                Ok(())
+            } else {
+                Err(format!("{} so far", got.len()))
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let lines = irc.lines.clone();
+    wait_until(deadline_in(WAIT), "phase 1 on IRC", || {
+        let got = buddy_messages(&lines.lock().unwrap()).len();
+        async move {
+            if got >= PHASE {
+                Ok(())
+            } else {
+                Err(format!("{got} so far"))
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let phase1_at_qq = messages_between(&world1, ME, BUDDY);
+    assert_eq!(phase1_at_qq, (0..PHASE).map(i2q).collect::<Vec<_>>());
+
+    // The server goes away; IRC keeps talking (and gets its PONGs: the
+    // messages are accepted into the outbox).
+    sim1.shutdown().await;
+    for n in PHASE..2 * PHASE {
+        assert!(irc.send(&say(n)).await);
+        assert!(irc.send(&format!("PING :ack-{n}.")).await);
+        assert!(irc.wait_for(&format!("ack-{n}.")).await.is_some());
+    }
+    wait_until(deadline_in(WAIT), "the outage noticed", || {
+        let told = irc
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("QQ connection trouble"));
+        async move {
+            if told {
+                Ok(())
+            } else {
+                Err("not yet")
+            }
+        }
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Back, with no memory of the bridge's session.
+    let sim2 = start_sim().await;
+    let world2 = sim2.world().clone();
+    wait_until(deadline_in(WAIT), "the bridge logged in again", || {
+        let online = world2.snapshot(ME).unwrap().session.is_some();
+        async move {
+            if online {
+                Ok(())
+            } else {
+                Err("no session yet")
+            }
+        }
+    })
+    .await
+    .unwrap();
+    for n in PHASE..2 * PHASE {
+        world2.send_message(BUDDY, ME, &q2i(n), sim::Origin::Control);
+    }
+    let at_qq = wait_until(deadline_in(WAIT), "phase 2 at QQ", || {
+        let got = messages_between(&world2, ME, BUDDY);
+        async move {
+            if got.len() >= PHASE {
+                Ok(got)
+            } else {
+                Err(format!("{} so far", got.len()))
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        at_qq,
+        (PHASE..2 * PHASE).map(i2q).collect::<Vec<_>>(),
+        "written during the outage: each once, in order"
+    );
+    let shown = wait_until(deadline_in(WAIT), "phase 2 on IRC", || {
+        let got = buddy_messages(&lines.lock().unwrap());
+        async move {
+            if got.len() >= 2 * PHASE {
+                Ok(got)
+            } else {
+                Err(format!("{} so far", got.len()))
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let texts: Vec<String> = shown.into_iter().map(|(_, t)| t).collect();
+    assert_eq!(texts, (0..2 * PHASE).map(q2i).collect::<Vec<_>>());
+    // Told once: one "trouble" notice for the whole outage, however many
+    // polls and sends failed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = irc.lines.lock().unwrap().clone();
+    let trouble = all
+        .iter()
+        .filter(|l| l.contains("QQ connection trouble"))
+        .count();
+    assert_eq!(trouble, 1, "one outage notice: {all:#?}");
+    assert!(
+        !all.iter().any(|l| l.contains("not delivered")),
+        "nothing reported as failed"
+    );
+    println!("QQ outage test: {:?}", started.elapsed());
+    bridge.reap();
+    sim2.shutdown().await;
 }
