@@ -169,6 +169,10 @@ pub struct GatewayConfig {
     /// Most clients connected at once.
     #[serde(default = "default_max_clients")]
     pub max_clients: usize,
+    /// Most clients connected at once from one IP address, so one host
+    /// cannot take every slot.
+    #[serde(default = "default_max_clients_per_ip")]
+    pub max_clients_per_ip: usize,
     /// Seconds a client may stay silent before the gateway sends it a PING.
     #[serde(default = "default_ping_interval")]
     pub ping_interval_s: u64,
@@ -207,6 +211,7 @@ impl Default for GatewayConfig {
             server_name: default_server_name(),
             grace_period_s: default_grace_period(),
             max_clients: default_max_clients(),
+            max_clients_per_ip: default_max_clients_per_ip(),
             ping_interval_s: default_ping_interval(),
             ping_timeout_s: default_ping_timeout(),
             flood_burst: default_flood_burst(),
@@ -228,6 +233,9 @@ fn default_grace_period() -> u64 {
 }
 fn default_max_clients() -> usize {
     100
+}
+fn default_max_clients_per_ip() -> usize {
+    20
 }
 fn default_ping_interval() -> u64 {
     90

@@ -63,6 +63,9 @@ pub(super) fn validate(source: &Source<'_>, config: &Config) -> Result<(), Confi
     if config.irc.gateway.max_clients == 0 {
         return Err(source.error("irc.gateway.max_clients", "must be at least 1"));
     }
+    if config.irc.gateway.max_clients_per_ip == 0 {
+        return Err(source.error("irc.gateway.max_clients_per_ip", "must be at least 1"));
+    }
     let appservice = &config.matrix.appservice;
     for (key, value) in [
         ("matrix.appservice.user_prefix", &appservice.user_prefix),
