@@ -246,14 +246,19 @@ impl Irc {
 
     /// Registers with message-tags (for `msgid`) and logs in (or resumes).
     async fn join_as(addr: SocketAddr) -> Irc {
+        Irc::join_with(addr, NICK, ME).await
+    }
+
+    async fn join_with(addr: SocketAddr, nick: &str, uin: u64) -> Irc {
         let mut irc = Irc::connect(addr).await;
         irc.send("CAP REQ :message-tags").await;
-        irc.send(&format!("NICK {NICK}")).await;
-        irc.send(&format!("USER {NICK} 0 * :crash test")).await;
+        irc.send(&format!("NICK {nick}")).await;
+        irc.send(&format!("USER {nick} 0 * :crash test")).await;
         irc.send("CAP END").await;
         irc.wait_for(" 001 ").await.expect("registered");
-        irc.send(&format!("PRIVMSG &qq :login {ME} demo")).await;
-        irc.wait_for_any(&["logged in to QQ as 10001", "resumed your QQ session"])
+        irc.send(&format!("PRIVMSG &qq :login {uin} demo")).await;
+        let logged_in = format!("logged in to QQ as {uin}");
+        irc.wait_for_any(&[&logged_in, "resumed your QQ session"])
             .await
             .unwrap_or_else(|| panic!("login answer; got {:?}", irc.lines.lock().unwrap()));
         // Buddies may have been shown before the answer.
@@ -272,13 +277,18 @@ impl Irc {
 
 /// Messages from the buddy in the client's lines: (msgid, text).
 fn buddy_messages(lines: &[String]) -> Vec<(String, String)> {
+    messages_from(lines, "10002")
+}
+
+/// Messages from QQ `uin` in the client's lines: (msgid, text).
+fn messages_from(lines: &[String], uin: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for line in lines {
         let Ok(m) = line.parse::<irc::proto::Message>() else {
             continue;
         };
         let from_buddy =
-            matches!(&m.prefix, Some(irc::proto::Prefix::Nickname(_, user, _)) if user == "10002");
+            matches!(&m.prefix, Some(irc::proto::Prefix::Nickname(_, user, _)) if user == uin);
         if let (true, irc::proto::Command::PRIVMSG(_, text)) = (from_buddy, &m.command) {
             let msgid = m
                 .tags
@@ -671,4 +681,155 @@ async fn a_qq_server_outage_mid_conversation_loses_nothing_and_is_told_once() {
     println!("QQ outage test: {:?}", started.elapsed());
     bridge.reap();
     sim2.shutdown().await;
+}
+
+/// Two users on one bridge; 10003's QQ server side answers every request
+/// NULL. 10001's conversation is not held up meanwhile; 10003's messages
+/// wait and arrive once, in order, after the fault ends.
+const TWO_USERS: &str = r#"
+time_scale: 1.0
+quirks: { cltmsg_min_interval_s: 0.02 }
+accounts:
+  - { uin: 10001, password: demo, nick: Me, presence: offline }
+  - { uin: 10002, password: demo, nick: Buddy, presence: online }
+  - { uin: 10003, password: demo, nick: Carol, presence: offline }
+  - { uin: 10004, password: demo, nick: Dave, presence: online }
+friendships:
+  - [10001, 10002]
+  - [10003, 10004]
+"#;
+
+/// `POST path` with a JSON body to the simulator's control API; the status.
+async fn control_post(addr: SocketAddr, path: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: sim\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut answer)
+        .await
+        .unwrap();
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_broken_qq_session_does_not_hold_up_another() {
+    const M: usize = 30;
+    let started = Instant::now();
+    let sim = sim::start(SimConfig::new(Scenario::from_yaml(TWO_USERS).unwrap()))
+        .await
+        .unwrap();
+    let world = sim.world().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut bridge = Bridge::new(dir.path(), sim.protocol_addr());
+    bridge.start(false).await;
+    let mut alice = Irc::join_as(bridge.gateway).await;
+    let mut carol = Irc::join_with(bridge.gateway, "carol", 10003).await;
+    let nick_of = |line: String| {
+        line.parse::<irc::proto::Message>()
+            .unwrap()
+            .source_nickname()
+            .unwrap()
+            .to_owned()
+    };
+    let buddy = nick_of(alice.wait_for("!10002@").await.unwrap());
+    let dave = nick_of(carol.wait_for("!10004@").await.unwrap());
+
+    // Carol's account breaks: every request NULL.
+    let status = control_post(
+        sim.control_addr(),
+        "/fault",
+        r#"{"uin":10003,"null_replies":true}"#,
+    )
+    .await;
+    assert!(status.contains(" 200 "), "{status}");
+    for n in 0..10 {
+        assert!(carol.send(&format!("PRIVMSG {dave} :carol-{n:02}")).await);
+        assert!(carol.send(&format!("PING :c-{n}.")).await);
+        assert!(carol.wait_for(&format!("c-{n}.")).await.is_some());
+    }
+
+    // Alice's conversation goes on, both ways, while Carol is stuck.
+    for n in 0..M {
+        world.send_message(BUDDY, ME, &q2i(n), sim::Origin::Control);
+        assert!(alice.send(&format!("PRIVMSG {buddy} :{}", i2q(n))).await);
+    }
+    let lines = alice.lines.clone();
+    let (w, want) = (world.clone(), (0..M).map(i2q).collect::<Vec<_>>());
+    wait_until(deadline_in(WAIT), "Alice's messages at QQ", || {
+        let got = messages_between(&w, ME, BUDDY);
+        let want = want.clone();
+        async move {
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let want = (0..M).map(q2i).collect::<Vec<_>>();
+    wait_until(deadline_in(WAIT), "Alice's messages on IRC", || {
+        let got: Vec<String> = buddy_messages(&lines.lock().unwrap())
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        let want = want.clone();
+        async move {
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        messages_between(&world, 10003, 10004).is_empty(),
+        "Carol's account was broken all along"
+    );
+
+    // Carol's account recovers: her messages arrive, once, in order.
+    world.set_null_replies(10003, false);
+    let want: Vec<String> = (0..10).map(|n| format!("carol-{n:02}")).collect();
+    let w = world.clone();
+    wait_until(
+        deadline_in(Duration::from_secs(60)),
+        "Carol's messages",
+        || {
+            let got = messages_between(&w, 10003, 10004);
+            let want = want.clone();
+            async move {
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("{got:?}"))
+                }
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let trouble = |irc: &Irc| {
+        irc.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("QQ connection trouble"))
+            .count()
+    };
+    assert_eq!(
+        trouble(&alice),
+        0,
+        "Alice is not told about Carol's trouble"
+    );
+    assert!(trouble(&carol) <= 1, "Carol is told at most once");
+    println!("isolation test: {:?}", started.elapsed());
+    bridge.reap();
+    sim.shutdown().await;
 }
