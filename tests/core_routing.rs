@@ -603,3 +603,21 @@ async fn a_full_qq_queue_refuses_new_messages_with_a_reason() {
         ]
     );
 }
+
+/// One QQ login per bridge user: a second account is refused until the
+/// first is logged out, and no second session is opened.
+#[tokio::test]
+async fn a_user_has_at_most_one_qq_login() {
+    let rig = logged_in().await;
+    let ctx = CommandContext {
+        user: USER,
+        name_scope: None,
+    };
+    let reply = rig.core.run_command(&ctx, "login 10003 pw").await;
+    assert_eq!(
+        reply,
+        vec!["already logged in as 10001; logout first".to_owned()]
+    );
+    assert_eq!(*rig.net.logins.lock().unwrap(), 1);
+    assert_eq!(rig.core.login_of(USER), Some(Uin(10001)));
+}
