@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -48,7 +49,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     let connectors: Vec<Arc<dyn QqConnector>> = vec![
-        Arc::new(Http11Connector::new(&config.qq.server).context("qq.server")?),
+        Arc::new({
+            let tuning = &config.qq.http11;
+            let connector = Http11Connector::new(&config.qq.server).context("qq.server")?;
+            let idle_max = connector.options().poll_idle_max;
+            let fast = Duration::from_millis(tuning.poll_fast_ms);
+            connector
+                .with_send_pacing(Duration::from_millis(tuning.send_pacing_ms))
+                .with_poll_interval(fast, idle_max.max(fast))
+        }),
         Arc::new(WebqqConnector::new(&config.qq.server)),
     ];
     let permissions = {
@@ -72,6 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })
     };
     let core = BridgeCore::new(store.clone(), connectors, config.qq.protocol, permissions);
+    core.set_qq_queue_limit(config.qq.max_queued_per_user);
 
     let gateway = if config.irc.gateway.enabled {
         let handle = crate::irc::gateway::start(core.clone(), store.clone(), &config.irc.gateway)

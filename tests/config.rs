@@ -32,6 +32,16 @@ fn example_file_loads_with_the_documented_defaults() {
     assert!(!c.matrix.enabled);
     assert_eq!(c.matrix.appservice.user_prefix, "_qq_");
     assert_eq!(c.database.to_str(), Some("qqbridge.db"));
+    assert_eq!(c.qq.max_queued_per_user, 1000);
+    assert_eq!(c.qq.http11.send_pacing_ms, 1100);
+    assert_eq!(c.qq.http11.poll_fast_ms, 1000);
+}
+
+#[test]
+fn a_zero_qq_queue_cap_is_refused() {
+    let text = EXAMPLE.replace("max_queued_per_user: 1000", "max_queued_per_user: 0");
+    let e = err(&text);
+    assert_eq!(e.key.as_deref(), Some("qq.max_queued_per_user"), "{e}");
 }
 
 #[test]

@@ -534,3 +534,90 @@ async fn outgoing_messages_survive_a_restart() {
         "restored with the stored password"
     );
 }
+
+/// A user's queue for QQ is bounded: while QQ is down, messages wait up to
+/// the cap; the next one is refused with an error that says so (the side
+/// shows it to the sender), nothing is dropped silently, and once the queue
+/// drains the user can send again.
+#[tokio::test]
+async fn a_full_qq_queue_refuses_new_messages_with_a_reason() {
+    let rig = logged_in().await;
+    rig.core.set_qq_queue_limit(3);
+    rig.net
+        .send_errors
+        .lock()
+        .unwrap()
+        .extend(std::iter::repeat_n(QqError::Unreachable("down".into()), 3));
+    let buddy = ChatId::Buddy(Uin(10002));
+    for text in ["a", "b", "c"] {
+        rig.core
+            .send_to_qq(USER, buddy, RichText::plain(text), None)
+            .await
+            .unwrap();
+    }
+    let refused = rig
+        .core
+        .send_to_qq(USER, buddy, RichText::plain("d"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("3 of your messages are still waiting"),
+        "{refused}"
+    );
+    // QQ comes back: the three go out in order, then there is room again.
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while rig.net.sent.lock().unwrap().len() < 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("queued messages delivered");
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while rig
+            .core
+            .send_to_qq(USER, buddy, RichText::plain("e"), None)
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("room again once delivered");
+    let texts: Vec<RichText> = rig
+        .net
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, t)| t.clone())
+        .collect();
+    assert_eq!(
+        texts[..3],
+        [
+            RichText::plain("a"),
+            RichText::plain("b"),
+            RichText::plain("c")
+        ]
+    );
+}
+
+/// One QQ login per bridge user: a second account is refused until the
+/// first is logged out, and no second session is opened.
+#[tokio::test]
+async fn a_user_has_at_most_one_qq_login() {
+    let rig = logged_in().await;
+    let ctx = CommandContext {
+        user: USER,
+        name_scope: None,
+    };
+    let reply = rig.core.run_command(&ctx, "login 10003 pw").await;
+    assert_eq!(
+        reply,
+        vec!["already logged in as 10001; logout first".to_owned()]
+    );
+    assert_eq!(*rig.net.logins.lock().unwrap(), 1);
+    assert_eq!(rig.core.login_of(USER), Some(Uin(10001)));
+}

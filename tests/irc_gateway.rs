@@ -1285,3 +1285,40 @@ mod properties {
         drop(rig);
     }
 }
+
+/// One host cannot take every slot: beyond `max_clients_per_ip` its next
+/// connection is refused with a reason, while another address still gets
+/// in, and a slot freed is usable again.
+#[tokio::test]
+async fn connections_per_address_are_capped_with_a_reason() {
+    let mut config = test_config();
+    config.max_clients_per_ip = 2;
+    let rig = Rig::start(config).await;
+    let mut first = raw_connect(rig.addr()).await;
+    first.register("one").await;
+    let mut second = raw_connect(rig.addr()).await;
+    second.register("two").await;
+
+    let mut third = raw_connect(rig.addr()).await;
+    let lines = third.until_closed().await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ERROR") && l.contains("Too many connections from your address")),
+        "{lines:?}"
+    );
+
+    // Another address is not affected.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = RawClient::new(socket.connect(rig.addr()).await.unwrap());
+    other.register("elsewhere").await;
+
+    // A freed slot can be used again.
+    first.send("QUIT :bye").await;
+    first.until_closed().await;
+    eventually("the slot is freed", || rig.gateway.client_count() == 2).await;
+    let mut again = raw_connect(rig.addr()).await;
+    again.register("again").await;
+    assert_eq!(rig.gateway.client_count(), 3);
+}

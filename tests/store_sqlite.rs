@@ -793,3 +793,51 @@ async fn corrupt_rows_are_errors_not_panics() {
     // Healthy rows elsewhere still work.
     store.set_setting("k", "v").await.unwrap();
 }
+
+/// A message link and the outbox item it names are written together or not
+/// at all (closing the window where a crash kept the link, so the replayed
+/// message looked like a duplicate, but lost the message). A failing outbox
+/// insert, injected with a trigger, must leave no link behind.
+#[tokio::test]
+async fn a_link_and_its_queued_message_are_stored_together_or_not_at_all() {
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let event = link("matrix", "$event1", ChatId::Buddy(Uin(10002)), "m1");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        raw_sql(
+            &path,
+            "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox WHEN NEW.payload = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        );
+        let failed = store
+            .enqueue_linked(&event, "qq:@a:x", "10002", "boom")
+            .await;
+        assert!(failed.is_err(), "the injected failure surfaces");
+        assert_eq!(store.message_link("matrix", "$event1").await.unwrap(), None);
+        assert_eq!(store.pending_count("qq:@a:x").await.unwrap(), 0);
+
+        let id = store
+            .enqueue_linked(&event, "qq:@a:x", "10002", "hello")
+            .await
+            .unwrap();
+        assert!(id.is_some(), "queued once the failure is gone");
+        // The replay of the same event is a duplicate: nothing more queued.
+        let again = store
+            .enqueue_linked(&event, "qq:@a:x", "10002", "hello")
+            .await
+            .unwrap();
+        assert_eq!(again, None);
+    }
+    // Both survive a reopen (a restart after a crash).
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store.message_link("matrix", "$event1").await.unwrap(),
+        Some(event)
+    );
+    let pending = store.pending("qq:@a:x", 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].payload, "hello");
+    assert_eq!(store.pending_count("qq:@a:x").await.unwrap(), 1);
+    assert_eq!(store.pending_count("qq:@b:x").await.unwrap(), 0);
+}

@@ -60,6 +60,48 @@ pub struct QqConfig {
     pub server: String,
     #[serde(default)]
     pub simulator: SimulatorConfig,
+    /// Most messages one bridge user may have waiting for QQ; beyond it a
+    /// new message is refused and its sender told why.
+    #[serde(default = "default_max_queued_per_user")]
+    pub max_queued_per_user: u64,
+    /// HTTP QQ 1.1 client timings (match them to the server's rules).
+    #[serde(default)]
+    pub http11: Http11Tuning,
+}
+
+fn default_max_queued_per_user() -> u64 {
+    crate::core::bridge::DEFAULT_QQ_QUEUE_LIMIT
+}
+
+/// The HTTP QQ 1.1 client's pacing, for servers whose timings differ from
+/// Tencent's (e.g. the simulator run with a `time_scale`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http11Tuning {
+    /// Minimum gap between two sent messages of one account (the server
+    /// penalises a CLTMSG sooner than 1 s after the previous one).
+    #[serde(default = "default_send_pacing_ms")]
+    pub send_pacing_ms: u64,
+    /// GetMsgEx interval right after activity.
+    #[serde(default = "default_poll_fast_ms")]
+    pub poll_fast_ms: u64,
+}
+
+fn default_send_pacing_ms() -> u64 {
+    1100
+}
+
+fn default_poll_fast_ms() -> u64 {
+    1000
+}
+
+impl Default for Http11Tuning {
+    fn default() -> Self {
+        Http11Tuning {
+            send_pacing_ms: default_send_pacing_ms(),
+            poll_fast_ms: default_poll_fast_ms(),
+        }
+    }
 }
 
 fn default_protocol() -> Protocol {
@@ -127,6 +169,10 @@ pub struct GatewayConfig {
     /// Most clients connected at once.
     #[serde(default = "default_max_clients")]
     pub max_clients: usize,
+    /// Most clients connected at once from one IP address, so one host
+    /// cannot take every slot.
+    #[serde(default = "default_max_clients_per_ip")]
+    pub max_clients_per_ip: usize,
     /// Seconds a client may stay silent before the gateway sends it a PING.
     #[serde(default = "default_ping_interval")]
     pub ping_interval_s: u64,
@@ -165,6 +211,7 @@ impl Default for GatewayConfig {
             server_name: default_server_name(),
             grace_period_s: default_grace_period(),
             max_clients: default_max_clients(),
+            max_clients_per_ip: default_max_clients_per_ip(),
             ping_interval_s: default_ping_interval(),
             ping_timeout_s: default_ping_timeout(),
             flood_burst: default_flood_burst(),
@@ -186,6 +233,9 @@ fn default_grace_period() -> u64 {
 }
 fn default_max_clients() -> usize {
     100
+}
+fn default_max_clients_per_ip() -> usize {
+    20
 }
 fn default_ping_interval() -> u64 {
     90

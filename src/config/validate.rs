@@ -34,6 +34,15 @@ pub(super) fn validate(source: &Source<'_>, config: &Config) -> Result<(), Confi
             ));
         }
     }
+    if config.qq.max_queued_per_user == 0 {
+        return Err(source.error(
+            "qq.max_queued_per_user",
+            "must be at least 1, or nobody could send a message to QQ",
+        ));
+    }
+    if config.qq.http11.poll_fast_ms == 0 {
+        return Err(source.error("qq.http11.poll_fast_ms", "must be at least 1"));
+    }
     super::networks::validate_networks(source, &config.irc.networks)?;
     if config.matrix.enabled {
         validate_matrix(source, config)?;
@@ -53,6 +62,9 @@ pub(super) fn validate(source: &Source<'_>, config: &Config) -> Result<(), Confi
     }
     if config.irc.gateway.max_clients == 0 {
         return Err(source.error("irc.gateway.max_clients", "must be at least 1"));
+    }
+    if config.irc.gateway.max_clients_per_ip == 0 {
+        return Err(source.error("irc.gateway.max_clients_per_ip", "must be at least 1"));
     }
     let appservice = &config.matrix.appservice;
     for (key, value) in [

@@ -3,6 +3,7 @@
 //! to QQ. Both directions go through the outbox (see [`crate::core::outbox`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ use crate::store::{MessageLink, QqLogin, Store, StoreError};
 const SESSION_EVENT_QUEUE: usize = 1024;
 /// Attempts for one outgoing QQ message before the user is told it failed.
 const QQ_SEND_ATTEMPTS: u32 = 8;
+/// Default cap on one user's messages waiting for QQ (see
+/// [`BridgeCore::set_qq_queue_limit`]).
+pub const DEFAULT_QQ_QUEUE_LIMIT: u64 = 1000;
 
 /// Who may use the bridge, from the config's `permissions`.
 pub type PermissionFn = Arc<dyn Fn(&str) -> Option<PermissionLevel> + Send + Sync>;
@@ -42,6 +46,11 @@ pub enum CoreError {
     Qq(#[from] QqError),
     #[error("storage failure: {0}")]
     Store(#[from] StoreError),
+    #[error(
+        "{0} of your messages are still waiting to be sent to QQ, which is the limit; \
+         this one was not accepted, send it again once they are delivered"
+    )]
+    QueueFull(u64),
 }
 
 /// A chat-side message on its way to QQ, as kept in the outbox.
@@ -74,6 +83,10 @@ pub struct BridgeCore {
     sides: RwLock<HashMap<String, Arc<dyn ChatSide>>>,
     outbox: Outbox,
     echo: EchoGuard,
+    /// Most messages one user may have waiting for QQ; beyond it new ones
+    /// are refused (and the sender told), so one user whose QQ account is
+    /// stuck cannot grow the database without bound.
+    qq_queue_limit: AtomicU64,
     myself: Weak<BridgeCore>,
 }
 
@@ -111,8 +124,16 @@ impl BridgeCore {
             users: Mutex::new(HashMap::new()),
             sides: RwLock::new(HashMap::new()),
             echo: EchoGuard::default(),
+            qq_queue_limit: AtomicU64::new(DEFAULT_QQ_QUEUE_LIMIT),
             myself: myself.clone(),
         })
+    }
+
+    /// Sets the cap on one user's messages waiting for QQ (config
+    /// `qq.max_queued_per_user`). At the cap, [`BridgeCore::send_to_qq`]
+    /// refuses with [`CoreError::QueueFull`], which the side shows the sender.
+    pub fn set_qq_queue_limit(&self, limit: u64) {
+        self.qq_queue_limit.store(limit.max(1), Ordering::Relaxed);
     }
 
     fn courier(&self) -> Option<Arc<dyn Courier>> {
@@ -215,6 +236,30 @@ impl BridgeCore {
         Ok(())
     }
 
+    /// Queues a QQ message for the user's side together with its link (one
+    /// store transaction). False: the link was known, a duplicate.
+    async fn notify_user_linked(
+        &self,
+        user: &str,
+        event: &SideEvent,
+        link: &MessageLink,
+    ) -> Result<bool, CoreError> {
+        let Some(courier) = self.courier() else {
+            return Ok(false);
+        };
+        let payload =
+            serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let lane = match event {
+            SideEvent::Message { chat, .. } => chat.to_string(),
+            _ => String::new(),
+        };
+        Ok(self
+            .outbox
+            .push_linked(&courier, link, &side_destination(user), &lane, &payload)
+            .await?
+            .is_some())
+    }
+
     /// Accepts a chat-side message for QQ. It is stored before this returns,
     /// and delivered in order; the outcome comes back to the user's side as
     /// [`SideEvent::Sent`] or [`SideEvent::SendFailed`].
@@ -225,10 +270,47 @@ impl BridgeCore {
         text: RichText,
         origin_id: Option<String>,
     ) -> Result<(), CoreError> {
+        self.queue_for_qq(user, chat, text, origin_id, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`BridgeCore::send_to_qq`] for a message with an id on its side (a
+    /// Matrix event): `link` is recorded in the same store transaction that
+    /// queues the message, so a replay of it is recognised and a crash
+    /// cannot lose it. Returns false when `link` was known (a duplicate,
+    /// nothing queued).
+    pub async fn send_to_qq_once(
+        &self,
+        user: &str,
+        chat: ChatId,
+        text: RichText,
+        origin_id: Option<String>,
+        link: MessageLink,
+    ) -> Result<bool, CoreError> {
+        self.queue_for_qq(user, chat, text, origin_id, Some(link))
+            .await
+    }
+
+    async fn queue_for_qq(
+        &self,
+        user: &str,
+        chat: ChatId,
+        text: RichText,
+        origin_id: Option<String>,
+        link: Option<MessageLink>,
+    ) -> Result<bool, CoreError> {
         let owner = self.login_of(user).ok_or(CoreError::NotLoggedIn)?;
         let Some(courier) = self.courier() else {
-            return Ok(());
+            return Ok(false);
         };
+        let destination = qq_destination(user);
+        let limit = self.qq_queue_limit.load(Ordering::Relaxed);
+        let waiting = self.store.pending_count(&destination).await?;
+        if waiting >= limit {
+            tracing::warn!(%user, waiting, "QQ queue of a user is full; message refused");
+            return Err(CoreError::QueueFull(waiting));
+        }
         let item = OutgoingQq {
             owner,
             chat,
@@ -237,10 +319,20 @@ impl BridgeCore {
         };
         let payload =
             serde_json::to_string(&item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.outbox
-            .push(&courier, &qq_destination(user), &chat.to_string(), &payload)
-            .await?;
-        Ok(())
+        let lane = chat.to_string();
+        match link {
+            Some(link) => Ok(self
+                .outbox
+                .push_linked(&courier, &link, &destination, &lane, &payload)
+                .await?
+                .is_some()),
+            None => {
+                self.outbox
+                    .push(&courier, &destination, &lane, &payload)
+                    .await?;
+                Ok(true)
+            }
+        }
     }
 
     /// Logs a user in. Returns the reply line for the user.
@@ -529,34 +621,38 @@ impl BridgeCore {
                     return Ok(());
                 }
                 let message_id = new_message_id();
-                if let Some(remote_id) = remote_id {
-                    let link = MessageLink {
-                        side: format!("qq:{owner}"),
-                        side_id: remote_id,
-                        owner,
-                        chat,
-                        message: message_id.clone(),
-                    };
-                    if !self.store.insert_message_link(&link).await? {
-                        tracing::debug!(%chat, "dropped a duplicate QQ message");
-                        return Ok(());
-                    }
-                }
                 let sender_name = sender_name
                     .or_else(|| {
                         self.contact(user, sender)
                             .map(|c| c.display_name().to_owned())
                     })
                     .unwrap_or_else(|| sender.to_string());
-                SideEvent::Message {
+                let event = SideEvent::Message {
                     owner,
                     chat,
                     sender,
                     sender_name,
                     text,
-                    message_id,
+                    message_id: message_id.clone(),
                     at_ms: unix_ms_now(),
+                };
+                let Some(remote_id) = remote_id else {
+                    return self.notify_user(user, &event).await;
+                };
+                // The link (for de-duplication) and the queued message are
+                // written together: a crash between the two would otherwise
+                // make the message look delivered when it was not.
+                let link = MessageLink {
+                    side: format!("qq:{owner}"),
+                    side_id: remote_id,
+                    owner,
+                    chat,
+                    message: message_id,
+                };
+                if !self.notify_user_linked(user, &event, &link).await? {
+                    tracing::debug!(%chat, "dropped a duplicate QQ message");
                 }
+                return Ok(());
             }
             QqEvent::Presence { uin, presence } => {
                 if let Ok(mut users) = self.users.lock() {

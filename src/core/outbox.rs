@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::backoff::Backoff;
-use crate::store::{OutboxItem, Store, StoreError};
+use crate::store::{MessageLink, OutboxItem, Store, StoreError};
 
 /// What happened to one outbox item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +62,27 @@ impl Outbox {
     ) -> Result<i64, StoreError> {
         let id = self.store.enqueue(destination, lane, payload).await?;
         self.wake(courier, destination);
+        Ok(id)
+    }
+
+    /// Records `link` and stores the item in one transaction (see
+    /// [`Store::enqueue_linked`]), then wakes the worker. `None`: the link
+    /// was known, the message is a duplicate and nothing was queued.
+    pub async fn push_linked(
+        &self,
+        courier: &Arc<dyn Courier>,
+        link: &MessageLink,
+        destination: &str,
+        lane: &str,
+        payload: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let id = self
+            .store
+            .enqueue_linked(link, destination, lane, payload)
+            .await?;
+        if id.is_some() {
+            self.wake(courier, destination);
+        }
         Ok(id)
     }
 

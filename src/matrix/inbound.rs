@@ -256,8 +256,10 @@ impl Matrix {
             let name = self.display_name_of(sender).await;
             content::prepend(&mut rich, &format!("{name}: "));
         }
-        // Recorded before it is queued for QQ: a replay of this event (a
-        // crash before the queue entry was marked done) is never sent twice.
+        // Recorded in the same store transaction that queues it for QQ: a
+        // replay of this event (a crash before the inbound queue entry was
+        // marked done) is never sent twice, and a crash cannot record the
+        // event as relayed without queueing it.
         let link = MessageLink {
             side: SIDE_NAME.to_owned(),
             side_id: event_id.to_owned(),
@@ -265,17 +267,17 @@ impl Matrix {
             chat: portal.chat,
             message: format!("{:032x}", rand::random::<u128>()),
         };
-        if !self.store.insert_message_link(&link).await? {
-            tracing::debug!(%event_id, "Matrix event already relayed");
-            return Ok(());
-        }
         let origin = origin_id(&room.room_id, event_id);
         match self
             .core
-            .send_to_qq(&bridge_user, portal.chat, rich, Some(origin))
+            .send_to_qq_once(&bridge_user, portal.chat, rich, Some(origin), link)
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::debug!(%event_id, "Matrix event already relayed");
+                Ok(())
+            }
             Err(CoreError::Store(e)) => Err(e.into()),
             Err(e) => {
                 let text = format!("\u{26a0} not sent to QQ: {e}");

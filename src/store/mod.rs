@@ -188,6 +188,19 @@ pub trait Store: Send + Sync {
     ) -> Result<i64, StoreError>;
     /// Pending items of a destination in id order.
     async fn pending(&self, destination: &str, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Records `link` and queues an outbox item in one database
+    /// transaction. Returns the item's id, or `None` (and queues nothing)
+    /// when the link was already known: the message is a duplicate. A crash
+    /// can never keep the link but lose the message, or the reverse.
+    async fn enqueue_linked(
+        &self,
+        link: &MessageLink,
+        destination: &str,
+        lane: &str,
+        payload: &str,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Items waiting for `destination` (for the per-user outbox cap).
+    async fn pending_count(&self, destination: &str) -> Result<u64, StoreError>;
     async fn complete(&self, id: i64) -> Result<(), StoreError>;
     async fn record_attempt(&self, id: i64, error: &str) -> Result<(), StoreError>;
 

@@ -6,6 +6,7 @@
 //! operation runs on tokio's blocking pool behind a mutex; the async runtime
 //! never waits on disk.
 
+mod linked;
 mod matrix;
 mod migrations;
 mod puppets;
@@ -486,6 +487,38 @@ impl Store for SqliteStore {
             c.prepare_cached("INSERT INTO outbox (destination, lane, payload) VALUES (?1, ?2, ?3)")
                 .and_then(|mut s| s.insert([destination, lane, payload]))
                 .map_err(db(OP))
+        })
+        .await
+    }
+
+    async fn enqueue_linked(
+        &self,
+        link: &MessageLink,
+        destination: &str,
+        lane: &str,
+        payload: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let (link, destination, lane, payload) = (
+            link.clone(),
+            destination.to_owned(),
+            lane.to_owned(),
+            payload.to_owned(),
+        );
+        self.run("record a message link and queue its message", move |c| {
+            linked::enqueue_linked(c, &link, &destination, &lane, &payload)
+        })
+        .await
+    }
+
+    async fn pending_count(&self, destination: &str) -> Result<u64, StoreError> {
+        const OP: &str = "count pending outbox items";
+        let destination = destination.to_owned();
+        self.run(OP, move |c| {
+            let n: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM outbox WHERE destination = ?1")
+                .and_then(|mut s| s.query_row([destination], |r| r.get(0)))
+                .map_err(db(OP))?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }

@@ -314,9 +314,9 @@ where
         }),
     });
     let writer = tokio::spawn(write_loop(write_half, out_rx, close_rx.clone()));
-    if !gw.add_client(link.clone()) {
-        tracing::warn!(%peer, "refused a client: too many connections");
-        link.close("Too many connections");
+    if let Err(why) = gw.add_client(link.clone()) {
+        tracing::warn!(%peer, reason = why, "refused a client");
+        link.close(why);
         let _ = writer.await;
         return;
     }

@@ -91,14 +91,24 @@ impl Gateway {
         self.closing.load(Ordering::Relaxed)
     }
 
-    /// Adds a connected client; false when the server is full or stopping.
-    pub fn add_client(&self, link: Arc<ClientLink>) -> bool {
+    /// Adds a connected client, or says why not (stopping, full, too many
+    /// from its address); the reason is what the client is told.
+    pub fn add_client(&self, link: Arc<ClientLink>) -> Result<(), &'static str> {
         let mut reg = self.registry();
         if self.is_closing() || reg.clients.len() >= self.settings.max_clients {
-            return false;
+            return Err("Too many connections");
+        }
+        let host = link.info().host;
+        let same_host = reg
+            .clients
+            .values()
+            .filter(|c| c.info().host == host)
+            .count();
+        if same_host >= self.settings.max_clients_per_ip {
+            return Err("Too many connections from your address");
         }
         reg.clients.insert(link.id, link);
-        true
+        Ok(())
     }
 
     pub fn client_count(&self) -> usize {

@@ -14,6 +14,7 @@
 //! | `POST /friend_response {"from":..,"to":..,"accept":true,"message":".."}` | `from` answers the pending request of `to` (409 if there is none) |
 //! | `POST /group_message {"group":20001,"from":10002,"text":"hi"}` | member `from` writes to the group; every other member receives it (404 unknown group or account, 409 not a member) |
 //! | `GET /received/<uin>` | everything delivered to `uin` recently, oldest first: `[{"id":..,"from":..,"kind":"message","text":"..","via":"http11","at_ms":..}, …]`; kinds `message`, `status` (with `"presence"`), `friend_request`, `friend_accepted`, `friend_refused`, `group_message` and `session_message` (both with `"group"`) |
+//! | `POST /fault {"uin":10003,"null_replies":true}` | test-only fault switch: every HTTP QQ 1.1 request of `uin` is answered NULL (before it takes effect) until switched off with `false` |
 //! | `GET /accounts/<uin>` | nick, face, presence, live session (ip, protocol), friends in order, pending event count, pending friend requests, groups, long nick |
 
 use std::sync::Arc;
@@ -34,6 +35,13 @@ struct Inject {
     from: u64,
     to: u64,
     text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fault {
+    uin: u64,
+    null_replies: bool,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +142,14 @@ impl ControlService {
                     MessageOutcome::UnknownSender => unknown_account(inject.from),
                     MessageOutcome::UnknownRecipient => unknown_account(inject.to),
                 }
+            }
+            ("POST", "/fault") => {
+                let fault: Fault = parse(body)?;
+                if self.world.account(fault.uin).is_none() {
+                    return Ok(unknown_account(fault.uin));
+                }
+                self.world.set_null_replies(fault.uin, fault.null_replies);
+                ok(json!({}))
             }
             ("POST", "/group_message") => {
                 let message: GroupMessage = parse(body)?;

@@ -184,7 +184,7 @@ impl Http11Service {
             }
         };
         tracing::debug!(%ip, uin = request.uin, cmd = %request.cmd(), "request");
-        let answer = if self.lowercase_h_strikes(&request) {
+        let answer = if self.world.answers_null(request.uin) || self.lowercase_h_strikes(&request) {
             Answer::Null
         } else {
             self.decide(ip, &request)

@@ -26,6 +26,7 @@ use super::session::{ReloginPolicy, Session, SessionEnd, SessionKey};
 use crate::qq::http11::codec::PasswordHash;
 
 mod contact_book;
+mod faults;
 mod friends;
 mod groups;
 mod sessions;
@@ -99,6 +100,8 @@ pub struct SessionSnapshot {
 /// The world. Share it as `Arc<World>`.
 pub struct World {
     state: Mutex<WorldState>,
+    /// Test-only fault switches (see `faults.rs`); empty by default.
+    faults: faults::Faults,
     started: Instant,
     idle_timeout: Duration,
 }
@@ -131,6 +134,7 @@ impl World {
             state: Mutex::new(state),
             started: Instant::now(),
             idle_timeout,
+            faults: faults::Faults::default(),
         }
     }
 
