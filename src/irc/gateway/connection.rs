@@ -26,6 +26,8 @@ use super::wire::{encode, parse_line, Frame, LineReader, ParseFailure};
 
 /// Bot commands that may wait for the bot worker of one connection.
 const BOT_QUEUE: usize = 32;
+/// The write buffer of one connection (see `write_loop`).
+const WRITE_BUFFER_BYTES: usize = 1024;
 /// How long a closing connection may take to write its last lines.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -343,7 +345,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut queue: mpsc::Receiver<Outbound>,
     mut close_rx: watch::Receiver<Option<String>>,
 ) {
-    let mut w = BufWriter::new(write);
+    // A small buffer: it lives as long as the connection, and thousands of
+    // mostly idle connections each holding the default 8 KiB add up (README,
+    // Performance). Bursts (a login's buddy list) only take more writes.
+    let mut w = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write);
     let mut healthy = true;
     loop {
         tokio::select! {

@@ -20,7 +20,12 @@ pub const MAX_BODY_BYTES: usize = MAX_LINE_BYTES - 2;
 /// Bytes kept while looking for the end of a line; anything longer is
 /// certainly too long and is discarded as it arrives.
 const MAX_FRAME_BYTES: usize = MAX_TAGS_BYTES + MAX_LINE_BYTES;
-const READ_CHUNK: usize = 4096;
+/// Spare room made in the buffer before each read. Small on purpose: a
+/// gateway holds thousands of idle connections, each waiting in a read
+/// with this much room reserved, and client lines are short (flood
+/// control allows a few per second anyway); a longer line just takes
+/// more reads.
+const READ_CHUNK: usize = 512;
 
 /// One line read from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +52,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     pub fn new(inner: R) -> Self {
         LineReader {
             inner,
-            buf: Vec::with_capacity(READ_CHUNK),
+            buf: Vec::new(),
             scanned: 0,
             discarding: false,
         }
@@ -60,12 +65,15 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             if let Some(frame) = self.take_buffered() {
                 return Ok(Some(frame));
             }
-            let mut chunk = [0u8; READ_CHUNK];
-            let n = self.inner.read(&mut chunk).await?;
+            // Read straight into the buffer: a stack chunk would live in
+            // the connection's task for as long as it waits.
+            if self.buf.capacity() - self.buf.len() < READ_CHUNK {
+                self.buf.reserve(READ_CHUNK);
+            }
+            let n = self.inner.read_buf(&mut self.buf).await?;
             if n == 0 {
                 return Ok(None);
             }
-            self.buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
         }
     }
 
@@ -90,6 +98,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             };
             let line: Vec<u8> = self.buf.drain(..=end).collect();
             self.scanned = 0;
+            if self.buf.is_empty() && self.buf.capacity() > 2 * READ_CHUNK {
+                // A long line grew the buffer: give the memory back rather
+                // than keep it for the life of the connection.
+                self.buf = Vec::new();
+            }
             let body = line.get(..line.len().saturating_sub(1)).unwrap_or(&[]);
             if self.discarding {
                 self.discarding = false;
