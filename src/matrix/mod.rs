@@ -27,16 +27,17 @@
 //! the side named [`SIDE_NAME`].
 
 mod appservice;
+pub mod botmode;
 mod bot;
 pub mod client;
-mod content;
+pub(crate) mod content;
 mod deliver;
 mod ghosts;
 pub mod ids;
 mod inbound;
 mod media;
 mod portals;
-mod presence;
+pub(crate) mod presence;
 mod room_queue;
 
 use std::collections::HashMap;
