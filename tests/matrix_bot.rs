@@ -73,13 +73,13 @@ impl Write for LogWriter {
     }
 }
 
-/// Everything logged (the bridge at debug, matrix-sdk at info), to check
+/// Everything logged (the bridge at debug, everything else at info), to check
 /// that no secret shows up there.
 fn capture_logs() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("qqbridge=debug,matrix_sdk=info,info")
+            .with_env_filter("qqbridge=debug,matrix_sdk=warn,info")
             .with_writer(|| LogWriter)
             .with_ansi(false)
             .finish();
@@ -351,7 +351,8 @@ impl User {
             client.add_event_handler(move |ev: OriginalSyncRoomRedactionEvent| {
                 let redacted = redacted.clone();
                 async move {
-                    if let Some(id) = ev.redacts {
+                    // Room v11 keeps `redacts` in the content.
+                    if let Some(id) = ev.content.redacts.or(ev.redacts) {
                         redacted.lock().unwrap().push(id.to_string());
                     }
                 }
@@ -403,6 +404,10 @@ impl User {
             request.invite = vec![bot.clone()];
             request.is_direct = true;
             request.preset = Some(RoomPreset::PrivateChat);
+            // The bot may redact here (the login line).
+            let levels = serde_json::json!({ "users": { bot.as_str(): 50 } });
+            request.power_level_content_override =
+                Some(matrix_sdk::ruma::serde::Raw::new(&levels).unwrap().cast_unchecked());
             self.client.create_room(request).await.unwrap()
         };
         let id = room.room_id().to_owned();

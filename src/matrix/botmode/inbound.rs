@@ -269,13 +269,23 @@ impl BotMode {
         tracing::debug!(user = %sender, command = %command::redact(line), "Matrix bot command");
         let parsed = command::parse(line);
         if matches!(parsed, Ok(Command::Login { .. })) {
-            if let (Ok(matrix_room), Ok(event)) = (self.room(room), EventId::parse(event_id)) {
-                if let Err(e) = matrix_room
+            let redacted = match (self.room(room), EventId::parse(event_id)) {
+                (Ok(matrix_room), Ok(event)) => matrix_room
                     .redact(&event, Some("contains a password"), None)
                     .await
-                {
-                    tracing::warn!(error = %e, "cannot redact a login message");
-                }
+                    .map_err(|e| tracing::warn!(error = %e, "cannot redact a login message"))
+                    .is_ok(),
+                _ => false,
+            };
+            if !redacted {
+                // In a room the user created the bot may lack the power to
+                // redact: the user must know their password is still there.
+                self.send_notice(
+                    room,
+                    "\u{26a0} I cannot delete your login message (I may not redact in this \
+                     room): please delete it yourself, it contains your QQ password.",
+                )
+                .await?;
             }
         }
         if self.core.permission(sender).is_none() {
