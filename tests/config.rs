@@ -178,11 +178,12 @@ fn check_config_cli_accepts_the_example_and_rejects_bad_files() {
 
 /// `matrix.mode: bot` with the given `bot:` section (indented by 4).
 fn bot_mode(bot: &str) -> String {
-    EXAMPLE.replace(
-        "  enabled: false\n  # appservice | bot",
-        "  enabled: true\n  # appservice | bot",
-    )
-    .replace("  mode: appservice", &format!("  mode: bot\n  bot:\n{bot}"))
+    EXAMPLE
+        .replace(
+            "  enabled: false\n  # appservice | bot",
+            "  enabled: true\n  # appservice | bot",
+        )
+        .replace("  mode: appservice", &format!("  mode: bot\n  bot:\n{bot}"))
 }
 
 #[test]
@@ -212,7 +213,10 @@ fn bot_mode_loads_with_secrets_from_env_and_files() {
     ));
     let c = load(&text).expect("token file loads");
     let bot = c.matrix.bot.unwrap();
-    assert_eq!(bot.access_token().unwrap().unwrap().expose(), "syt_from_file");
+    assert_eq!(
+        bot.access_token().unwrap().unwrap().expose(),
+        "syt_from_file"
+    );
     assert!(bot.password().unwrap().is_none());
     assert!(!bot.encrypt_portals);
 }

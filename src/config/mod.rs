@@ -323,7 +323,10 @@ impl MatrixBotConfig {
 
     /// The access token, from the config or its file.
     pub fn access_token(&self) -> std::io::Result<Option<Secret>> {
-        secret_or_file(self.access_token.as_ref(), self.access_token_file.as_deref())
+        secret_or_file(
+            self.access_token.as_ref(),
+            self.access_token_file.as_deref(),
+        )
     }
 }
 

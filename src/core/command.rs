@@ -230,9 +230,9 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
         }
         "signature" => Command::Signature(text_after(0)),
         "bridge" if words.len() == 2 && matches!(words[0], "buddy" | "group") => {
-            let number = words[1].parse::<u64>().map_err(|_| {
-                CommandError::Invalid(format!("{:?} is not a QQ number", words[1]))
-            })?;
+            let number = words[1]
+                .parse::<u64>()
+                .map_err(|_| CommandError::Invalid(format!("{:?} is not a QQ number", words[1])))?;
             Command::BridgeRoom(if words[0] == "buddy" {
                 ChatId::Buddy(Uin(number))
             } else {

@@ -27,8 +27,8 @@
 //! the side named [`SIDE_NAME`].
 
 mod appservice;
-pub mod botmode;
 mod bot;
+pub mod botmode;
 pub mod client;
 pub(crate) mod content;
 mod deliver;

@@ -9,8 +9,8 @@
 use std::sync::Weak;
 
 use async_trait::async_trait;
-use matrix_sdk::ruma::events::receipt::ReceiptThread;
 use matrix_sdk::ruma::api::client::receipt::create_receipt::v3::ReceiptType;
+use matrix_sdk::ruma::events::receipt::ReceiptThread;
 use matrix_sdk::ruma::{OwnedEventId, TransactionId};
 use serde_json::Value;
 
@@ -94,7 +94,8 @@ impl BotMode {
                     // The user's own `logout`: its reply said it already.
                     return Ok(());
                 }
-                self.bot_notice(user, &format!("QQ {owner}: {reason}")).await
+                self.bot_notice(user, &format!("QQ {owner}: {reason}"))
+                    .await
             }
             SideEvent::SendFailed {
                 owner,

@@ -200,7 +200,10 @@ impl BotMode {
             // Just after a restart the user's QQ login is being restored:
             // the message waits for it instead of being refused.
             let stored = self.store.logins_of(sender).await?;
-            if stored.iter().any(|l| chats.iter().any(|p| p.owner == l.uin)) {
+            if stored
+                .iter()
+                .any(|l| chats.iter().any(|p| p.owner == l.uin))
+            {
                 return Err(BotError::NotReady(
                     "the QQ login of this user is being restored".to_owned(),
                 ));

@@ -47,9 +47,7 @@ impl BotMode {
             ChatId::Group(g) => (KIND_GROUP, format!("{name} (QQ group {g})")),
             _ => (KIND_DM, format!("{name} (QQ)")),
         };
-        let room = self
-            .create_room(user, &title, kind == KIND_DM)
-            .await?;
+        let room = self.create_room(user, &title, kind == KIND_DM).await?;
         self.store
             .save_portal(&Portal {
                 owner,
@@ -101,7 +99,8 @@ impl BotMode {
         request.preset = Some(RoomPreset::PrivateChat);
         if self.settings.encrypt_portals {
             let encryption = RoomEncryptionEventContent::with_recommended_defaults();
-            request.initial_state = vec![InitialStateEvent::with_empty_state_key(encryption).to_raw_any()];
+            request.initial_state =
+                vec![InitialStateEvent::with_empty_state_key(encryption).to_raw_any()];
         }
         let room = self
             .client

@@ -60,7 +60,10 @@ pub(super) async fn client(
         tracing::info!(device = %client.device_id().map(|d| d.to_string()).unwrap_or_default(), "Matrix bot: login restored");
         return Ok(client);
     }
-    let saved = if let Some(token) = config.access_token().map_err(|e| BotError::Sdk(format!("cannot read matrix.bot.access_token_file: {e}")))? {
+    let saved = if let Some(token) = config
+        .access_token()
+        .map_err(|e| BotError::Sdk(format!("cannot read matrix.bot.access_token_file: {e}")))?
+    {
         adopt_token(homeserver_url, token).await?
     } else {
         let password = password(config)?;
