@@ -211,7 +211,7 @@ impl BotMode {
                 let room = self.room(&portal.target)?;
                 room.set_room_topic(&presence_topic(&name, &status))
                     .await
-                    .map_err(|e| super::inbound::classify_sdk(e.into()))?;
+                    .map_err(super::inbound::classify_sdk)?;
                 Ok(())
             }
             _ => {

@@ -221,7 +221,7 @@ impl BotMode {
         };
         let mut rich = match message.body {
             Body::Text(rich) => rich,
-            Body::Media { name, .. } => crate::core::model::RichText::plain(&format!(
+            Body::Media { name, .. } => crate::core::model::RichText::plain(format!(
                 "[{name}: a file sent on Matrix; bot mode does not carry files yet]"
             )),
             Body::Unsupported(what) => {
