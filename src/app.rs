@@ -99,7 +99,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     #[cfg(feature = "matrix")]
-    let matrix = if config.matrix.enabled {
+    let matrix = if config.matrix.enabled && config.matrix.mode == crate::config::MatrixMode::Bot {
+        let handle = crate::matrix::botmode::start(core.clone(), store.clone(), &config)
+            .await
+            .context("starting the Matrix bot")?;
+        println!(
+            "Matrix bot mode: logged in to {} as {}; invite it to a direct chat and send \"login <qq number> <password>\"",
+            config.matrix.homeserver_url,
+            handle.bot_user_id()
+        );
+        if let Some((device, key)) = handle.device_fingerprint().await {
+            println!("Matrix bot device {device}, Ed25519 fingerprint {key}");
+        }
+        Some(MatrixSide::Bot(handle))
+    } else if config.matrix.enabled {
         let handle = crate::matrix::start(core.clone(), store.clone(), &config)
             .await
             .context("starting the Matrix appservice")?;
@@ -109,7 +122,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.matrix.homeserver_url,
             handle.bot_user_id()
         );
-        Some(handle)
+        Some(MatrixSide::Appservice(handle))
     } else {
         None
     };
@@ -140,14 +153,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         networks.shutdown().await;
     }
     #[cfg(feature = "matrix")]
-    if let Some(matrix) = matrix {
-        matrix.shutdown().await;
+    match matrix {
+        Some(MatrixSide::Appservice(handle)) => handle.shutdown().await,
+        Some(MatrixSide::Bot(handle)) => handle.shutdown().await,
+        None => {}
     }
     core.shutdown().await;
     if let Some(sim) = simulator {
         sim.shutdown().await;
     }
     Ok(())
+}
+
+/// The running Matrix side: one mode at a time.
+#[cfg(feature = "matrix")]
+enum MatrixSide {
+    Appservice(crate::matrix::MatrixHandle),
+    Bot(crate::matrix::botmode::BotHandle),
 }
 
 /// Runs the simulator alone (`qqbridge sim`).
@@ -199,6 +221,13 @@ fn sim_options(
 /// generated once and kept in the database so that printing it again gives
 /// the same file.
 pub async fn registration(config: &Config) -> anyhow::Result<String> {
+    if config.matrix.mode == crate::config::MatrixMode::Bot {
+        anyhow::bail!(
+            "matrix.mode is bot: the bridge logs in as the ordinary Matrix account \
+             matrix.bot.user_id and needs no appservice registration file (nothing to give \
+             the homeserver); use mode: appservice for a registration"
+        );
+    }
     let store = SqliteStore::open(&config.database)
         .with_context(|| format!("opening the database {}", config.database.display()))?;
     let appservice = &config.matrix.appservice;

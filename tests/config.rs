@@ -185,3 +185,72 @@ fn check_config_cli_accepts_the_example_and_rejects_bad_files() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the file"));
 }
+
+/// `matrix.mode: bot` with the given `bot:` section (indented by 4).
+fn bot_mode(bot: &str) -> String {
+    EXAMPLE
+        .replace(
+            "  enabled: false\n  # appservice | bot",
+            "  enabled: true\n  # appservice | bot",
+        )
+        .replace("  mode: appservice", &format!("  mode: bot\n  bot:\n{bot}"))
+}
+
+#[test]
+fn bot_mode_loads_with_secrets_from_env_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "syt_from_file\n").unwrap();
+    let text = bot_mode(&format!(
+        "    user_id: \"@qqbot:example.org\"\n    password: \"${{QQB_TEST_BOT_PW}}\"\n    store_path: {}\n",
+        dir.path().join("store").display()
+    ));
+    let env = |var: &str| (var == "QQB_TEST_BOT_PW").then(|| "bot-s3cret".to_owned());
+    let c = load_str("t.yaml", &text, &env).expect("bot mode loads");
+    assert_eq!(c.matrix.mode, qqbridge::config::MatrixMode::Bot);
+    let bot = c.matrix.bot.clone().expect("bot section");
+    assert_eq!(bot.password().unwrap().unwrap().expose(), "bot-s3cret");
+    assert!(bot.encrypt_portals, "encrypted portals by default");
+    assert_eq!(
+        bot.presence_display,
+        qqbridge::config::PresenceDisplay::Notice
+    );
+    assert!(!format!("{c:?}").contains("bot-s3cret"));
+
+    let text = bot_mode(&format!(
+        "    user_id: \"@qqbot:example.org\"\n    access_token_file: {}\n    presence_display: topic\n    encrypt_portals: false\n",
+        token_file.display()
+    ));
+    let c = load(&text).expect("token file loads");
+    let bot = c.matrix.bot.unwrap();
+    assert_eq!(
+        bot.access_token().unwrap().unwrap().expose(),
+        "syt_from_file"
+    );
+    assert!(bot.password().unwrap().is_none());
+    assert!(!bot.encrypt_portals);
+}
+
+#[test]
+fn bot_mode_errors_name_the_key() {
+    let e = err(&bot_mode("    device_name: x\n").replace("  bot:\n    device_name: x\n", ""));
+    assert_eq!(e.key.as_deref(), Some("matrix.mode"), "{e}");
+    assert!(e.message.contains("matrix.bot"), "{e}");
+
+    let e = err(&bot_mode("    user_id: qqbot\n    password: pw\n"));
+    assert_eq!(e.key.as_deref(), Some("matrix.bot.user_id"), "{e}");
+
+    let e = err(&bot_mode("    user_id: \"@qqbot:example.org\"\n"));
+    assert!(e.message.contains("password"), "{e}");
+
+    let e = err(&bot_mode(
+        "    user_id: \"@qqbot:example.org\"\n    password: hunter2\n    password_file: /x\n",
+    ));
+    assert_eq!(e.key.as_deref(), Some("matrix.bot.password"), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+
+    let e = err(&bot_mode(
+        "    user_id: \"@qqbot:example.org\"\n    password: pw\n    presence_display: loud\n",
+    ));
+    assert!(e.to_string().contains("presence_display"), "{e}");
+}

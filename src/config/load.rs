@@ -150,6 +150,17 @@ fn resolve_secrets(
     if let Some(relay) = config.matrix.relay.as_mut() {
         resolve_secret(source, "matrix.relay.password", &mut relay.password, env)?;
     }
+    if let Some(bot) = config.matrix.bot.as_mut() {
+        for (key, slot) in [
+            ("matrix.bot.password", &mut bot.password),
+            ("matrix.bot.access_token", &mut bot.access_token),
+            ("matrix.bot.store_passphrase", &mut bot.store_passphrase),
+        ] {
+            if let Some(secret) = slot.as_mut() {
+                resolve_secret(source, key, secret, env)?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -288,6 +288,9 @@ pub struct MatrixConfig {
     pub relay: Option<RelayConfig>,
     #[serde(default)]
     pub presence: MatrixPresenceConfig,
+    /// The bot mode's account and store (`matrix.mode: bot`).
+    #[serde(default)]
+    pub bot: Option<MatrixBotConfig>,
 }
 
 impl Default for MatrixConfig {
@@ -302,7 +305,95 @@ impl Default for MatrixConfig {
             command_prefix: default_command_prefix(),
             relay: None,
             presence: MatrixPresenceConfig::default(),
+            bot: None,
         }
+    }
+}
+
+/// Bot mode: the bridge logs in as an ordinary Matrix account (matrix-sdk,
+/// end-to-end encryption) instead of registering an application service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixBotConfig {
+    /// The bot's account, `@qqbot:example.org`.
+    pub user_id: String,
+    /// Password (used to log in, and to set up cross-signing once).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// A file holding the password (trailing newline ignored).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// An access token of an existing login, instead of a password.
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    #[serde(default)]
+    pub access_token_file: Option<PathBuf>,
+    /// Display name of the bot's device (what users see when verifying).
+    #[serde(default = "default_bot_device_name")]
+    pub device_name: String,
+    /// Directory of matrix-sdk's SQLite state and crypto stores and the
+    /// saved login. Losing it loses the bot's encryption keys.
+    #[serde(default = "default_bot_store_path")]
+    pub store_path: PathBuf,
+    /// Encrypts matrix-sdk's stores with this passphrase.
+    #[serde(default)]
+    pub store_passphrase: Option<Secret>,
+    /// How a QQ buddy's status change is shown in its room.
+    #[serde(default)]
+    pub presence_display: PresenceDisplay,
+    /// Whether the rooms the bot creates are end-to-end encrypted.
+    #[serde(default = "default_true")]
+    pub encrypt_portals: bool,
+}
+
+/// Where bot mode shows a QQ buddy's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceDisplay {
+    /// The portal's room topic.
+    Topic,
+    /// A notice in the portal when it changes.
+    #[default]
+    Notice,
+    Off,
+}
+
+fn default_bot_device_name() -> String {
+    "qqbridge".to_owned()
+}
+fn default_bot_store_path() -> PathBuf {
+    PathBuf::from("qqbridge-matrix-store")
+}
+
+impl MatrixBotConfig {
+    /// The password, from the config or its file.
+    pub fn password(&self) -> std::io::Result<Option<Secret>> {
+        secret_or_file(self.password.as_ref(), self.password_file.as_deref())
+    }
+
+    /// The access token, from the config or its file.
+    pub fn access_token(&self) -> std::io::Result<Option<Secret>> {
+        secret_or_file(
+            self.access_token.as_ref(),
+            self.access_token_file.as_deref(),
+        )
+    }
+}
+
+fn secret_or_file(
+    value: Option<&Secret>,
+    file: Option<&std::path::Path>,
+) -> std::io::Result<Option<Secret>> {
+    if let Some(v) = value.filter(|v| !v.is_empty()) {
+        return Ok(Some(v.clone()));
+    }
+    match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)?;
+            let text = text.trim_end_matches(['\r', '\n']);
+            Ok((!text.is_empty()).then(|| Secret::new(text)))
+        }
+        None => Ok(None),
     }
 }
 

@@ -102,12 +102,6 @@ fn validate_matrix(source: &Source<'_>, config: &Config) -> Result<(), ConfigErr
              set it to false or use a build with it",
         ));
     }
-    if matrix.mode == super::MatrixMode::Bot {
-        return Err(source.error(
-            "matrix.mode",
-            "the bot mode is not available in this build yet; use \"appservice\"",
-        ));
-    }
     let http_url = |key: &str, value: &str| -> Result<reqwest::Url, ConfigError> {
         let url = reqwest::Url::parse(value)
             .map_err(|e| source.error(key, format!("not a URL ({e})")))?;
@@ -117,6 +111,9 @@ fn validate_matrix(source: &Source<'_>, config: &Config) -> Result<(), ConfigErr
         Ok(url)
     };
     http_url("matrix.homeserver_url", &matrix.homeserver_url)?;
+    if matrix.mode == super::MatrixMode::Bot {
+        return validate_bot(source, config);
+    }
     let appservice = &matrix.appservice;
     http_url("matrix.appservice.url", &appservice.url)?;
     if let Some(public) = &appservice.public_url {
@@ -194,6 +191,69 @@ fn validate_matrix(source: &Source<'_>, config: &Config) -> Result<(), ConfigErr
             "matrix.appservice.listen",
             "the appservice and the QQ simulator cannot listen on the same address",
         ));
+    }
+    Ok(())
+}
+
+/// Bot mode: an account to log in with and a store for its keys. The
+/// appservice keys are ignored in this mode.
+fn validate_bot(source: &Source<'_>, config: &Config) -> Result<(), ConfigError> {
+    let Some(bot) = &config.matrix.bot else {
+        return Err(source.error(
+            "matrix.mode",
+            "bot mode needs a matrix.bot section (user_id, password or access_token, store_path)",
+        ));
+    };
+    let user = &bot.user_id;
+    let valid_user = user.starts_with('@')
+        && user
+            .split_once(':')
+            .is_some_and(|(local, server)| local.len() > 1 && !server.is_empty())
+        && !user.contains(char::is_whitespace);
+    if !valid_user {
+        return Err(source.error(
+            "matrix.bot.user_id",
+            "must be a full Matrix user id, e.g. @qqbot:example.org",
+        ));
+    }
+    let set = |s: &Option<crate::secret::Secret>| s.as_ref().is_some_and(|s| !s.is_empty());
+    for (key, value, file) in [
+        (
+            "matrix.bot.password",
+            set(&bot.password),
+            bot.password_file.is_some(),
+        ),
+        (
+            "matrix.bot.access_token",
+            set(&bot.access_token),
+            bot.access_token_file.is_some(),
+        ),
+    ] {
+        if value && file {
+            return Err(source.error(key, format!("give either {key} or {key}_file, not both")));
+        }
+    }
+    let has_password = set(&bot.password) || bot.password_file.is_some();
+    let has_token = set(&bot.access_token) || bot.access_token_file.is_some();
+    if !has_password && !has_token {
+        return Err(source.error(
+            "matrix.bot.user_id",
+            "bot mode needs matrix.bot.password (or password_file) or access_token \
+             (or access_token_file) to log in",
+        ));
+    }
+    if bot.store_path.as_os_str().is_empty() {
+        return Err(source.error(
+            "matrix.bot.store_path",
+            "must name a directory for the bot's state and encryption keys",
+        ));
+    }
+    if bot.device_name.trim().is_empty() {
+        return Err(source.error("matrix.bot.device_name", "must not be empty"));
+    }
+    let prefix = config.matrix.command_prefix.trim();
+    if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+        return Err(source.error("matrix.command_prefix", "must be one word, e.g. !qq"));
     }
     Ok(())
 }

@@ -138,6 +138,11 @@ impl BridgeCore {
             | Command::Unbridge { .. } => {
                 vec!["that command is not available here".to_owned()]
             }
+            Command::BridgeRoom(_) | Command::UnbridgeRoom => vec![
+                "that command binds a Matrix room to a QQ chat: type it in that room, with the \
+                 bridge bot (Matrix bot mode) in it"
+                    .to_owned(),
+            ],
         })
     }
 

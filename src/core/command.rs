@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::core::model::{Presence, SearchCriteria, Uin};
+use crate::core::model::{ChatId, GroupNumber, Presence, SearchCriteria, Uin};
 use crate::qq::Protocol;
 use crate::secret::Secret;
 
@@ -78,6 +78,11 @@ pub enum Command {
         network: String,
         channel: String,
     },
+    /// Bind the Matrix room the command is typed in to a QQ buddy chat or
+    /// group (Matrix bot mode).
+    BridgeRoom(ChatId),
+    /// Undo [`Command::BridgeRoom`] for the room the command is typed in.
+    UnbridgeRoom,
 }
 
 /// One line of help per command; `help` prints these.
@@ -116,6 +121,14 @@ pub const HELP: &[(&str, &str)] = &[
     (
         "unbridge <group number> <network> <#channel>",
         "remove that bridge (admin)",
+    ),
+    (
+        "bridge buddy <qq number> | bridge group <group number>",
+        "bridge the Matrix room you type it in to that QQ chat (Matrix bot mode)",
+    ),
+    (
+        "unbridge",
+        "stop bridging the Matrix room you type it in (Matrix bot mode)",
     ),
 ];
 
@@ -216,6 +229,17 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
             }
         }
         "signature" => Command::Signature(text_after(0)),
+        "bridge" if words.len() == 2 && matches!(words[0], "buddy" | "group") => {
+            let number = words[1]
+                .parse::<u64>()
+                .map_err(|_| CommandError::Invalid(format!("{:?} is not a QQ number", words[1])))?;
+            Command::BridgeRoom(if words[0] == "buddy" {
+                ChatId::Buddy(Uin(number))
+            } else {
+                ChatId::Group(GroupNumber(number))
+            })
+        }
+        "unbridge" if words.is_empty() => Command::UnbridgeRoom,
         "bridge" | "unbridge" => {
             if words.len() != 3 {
                 return Err(usage(&lower));
@@ -380,6 +404,19 @@ mod tests {
                 channel: "#qq".into()
             })
         );
+        assert_eq!(
+            parse("bridge buddy 10004"),
+            Ok(Command::BridgeRoom(ChatId::Buddy(Uin(10004))))
+        );
+        assert_eq!(
+            parse("bridge group 20001"),
+            Ok(Command::BridgeRoom(ChatId::Group(GroupNumber(20001))))
+        );
+        assert_eq!(parse("unbridge"), Ok(Command::UnbridgeRoom));
+        assert!(parse("bridge buddy bob")
+            .unwrap_err()
+            .to_string()
+            .contains("not a QQ number"));
     }
 
     #[test]

@@ -28,15 +28,16 @@
 
 mod appservice;
 mod bot;
+pub mod botmode;
 pub mod client;
-mod content;
+pub(crate) mod content;
 mod deliver;
 mod ghosts;
 pub mod ids;
 mod inbound;
 mod media;
 mod portals;
-mod presence;
+pub(crate) mod presence;
 mod room_queue;
 
 use std::collections::HashMap;

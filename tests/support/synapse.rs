@@ -484,8 +484,8 @@ app_service_config_files: [{appservices}]"#,
 
     /// Whether the logs written since `sizes` say the port was taken.
     fn lost_port_race(&self, sizes: (u64, u64)) -> bool {
-        let logs =
-            read_since(&self.stdio_log_path(), sizes.0) + &read_since(&self.log_path(), sizes.1);
+        let logs = read_since(&self.stdio_log_path(), sizes.0)
+            + read_since(&self.log_path(), sizes.1).as_str();
         logs.contains("Address already in use")
     }
 }
