@@ -69,7 +69,11 @@ fn options() -> Result<Options> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<()> {
     let o = options()?;
-    let wants = |part: &str| o.only.as_deref().is_none_or(|only| only == part);
+    let wants = |part: &str| {
+        o.only
+            .as_deref()
+            .is_none_or(|only| only.split(',').any(|p| p == part))
+    };
     let mut out = report::Report::default();
 
     if wants("core") {
@@ -84,6 +88,9 @@ async fn main() -> Result<()> {
         let rig = rig::Rig::start(o.heisenbridge).await?;
         if wants("latency") {
             out.latency = runs::latency(&rig, o.messages).await?;
+            for l in &out.latency {
+                eprintln!("latency {l:?}");
+            }
         }
         if wants("throughput") {
             out.throughput = runs::throughput(&rig).await?;

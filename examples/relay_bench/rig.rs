@@ -75,8 +75,12 @@ fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The qqbridge binary built next to this example.
+/// The qqbridge binary: `QQBRIDGE_BIN`, else the one built next to this
+/// example.
 fn bridge_binary() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("QQBRIDGE_BIN") {
+        return Ok(bin.into());
+    }
     let exe = std::env::current_exe()?;
     let bin = exe
         .parent()
@@ -275,13 +279,10 @@ impl Rig {
             self.arrivals.clone(),
         )
         .await?;
-        // heisenbridge needs a moment to listen; invite until it joins.
-        let control = owner
-            .create_room(
-                json!({"is_direct": true, "invite": [HB_BOT], "preset": "trusted_private_chat"}),
-            )
-            .await?;
-        owner.wait_message(Some(&control), HB_BOT, "").await?;
+        // heisenbridge opens a control room with its owner by itself.
+        let control = owner.wait_invite(HB_BOT, &[]).await?;
+        owner.join(&control).await.ok();
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let irc_port = self.irc.port();
         for cmd in [
             "ADDNETWORK bench".to_owned(),
@@ -300,9 +301,12 @@ impl Rig {
         owner.say(&network, "NICK hbbench").await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         owner.say(&network, "CONNECT").await?;
+        // ngIRCd's welcome (001) names the client `hbbench!user@host`;
+        // heisenbridge waits 2 s after it before joining channels.
         owner
-            .wait_message(Some(&network), HB_BOT, "Connected")
+            .wait_message(Some(&network), HB_BOT, "hbbench!")
             .await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
         owner.say(&network, "JOIN #hb").await?;
         let room = owner
             .wait_invite(HB_BOT, &[control.clone(), network.clone()])
@@ -340,7 +344,7 @@ irc:
       channels:
         - {{channel: "#qq", group: {GROUP_BOTH}}}
         - {{channel: "#qqt", group: {GROUP_IRC}}}
-      limits: {{messages_per_second: 100000, message_burst: 100000, connects_per_second: 20}}
+      limits: {{messages_per_second: 1000, message_burst: 1000, connects_per_second: 20}}
 matrix:
   enabled: true
   homeserver_url: {hs_url}
