@@ -187,6 +187,12 @@ impl Synapse {
         &self.http
     }
 
+    /// The server's process id while it runs, e.g. to read its CPU time
+    /// from `/proc` in a benchmark.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(ServerProcess::pid)
+    }
+
     pub fn is_running(&mut self) -> bool {
         match &mut self.process {
             Some(p) => p.exited().is_none(),

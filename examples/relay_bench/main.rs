@@ -1,0 +1,104 @@
+//! Relay benchmark (issue #9 items 1, 2 and 4): latency of each relay path
+//! through real servers on loopback next to the same path without the
+//! bridge, throughput until the first side saturates with every process's
+//! CPU, heisenbridge side by side on the same Synapse and ngIRCd, and the
+//! bridge's own processing time per message at 1,000 messages/s.
+//!
+//! ```sh
+//! scripts/install-bench-deps            # Synapse, ngIRCd, heisenbridge
+//! cargo build --release --bin qqbridge --example relay_bench
+//! target/release/examples/relay_bench --messages 500 --json relay.json
+//! ```
+//!
+//! `--only core|latency|throughput` runs one part; `--no-heisenbridge`
+//! leaves heisenbridge out. Not part of `cargo test`.
+
+#[allow(dead_code)]
+#[path = "../../tests/support/ngircd.rs"]
+mod ngircd;
+#[allow(dead_code)]
+#[path = "../../tests/support/process.rs"]
+mod process;
+#[allow(dead_code)]
+#[path = "../../tests/support/synapse.rs"]
+mod synapse;
+
+mod arrivals;
+mod clients;
+mod core_overhead;
+mod report;
+mod rig;
+mod runs;
+mod stats;
+
+use anyhow::{bail, Result};
+
+struct Options {
+    messages: usize,
+    json: Option<std::path::PathBuf>,
+    only: Option<String>,
+    heisenbridge: bool,
+}
+
+fn options() -> Result<Options> {
+    let mut o = Options {
+        messages: 500,
+        json: None,
+        only: None,
+        heisenbridge: true,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--messages" => o.messages = args.next().unwrap_or_default().parse()?,
+            "--json" => o.json = args.next().map(Into::into),
+            "--only" => o.only = args.next(),
+            "--no-heisenbridge" => o.heisenbridge = false,
+            "-h" | "--help" => {
+                println!(
+                    "relay_bench [--messages N] [--json FILE] [--only core|latency|throughput] [--no-heisenbridge]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    Ok(o)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<()> {
+    let o = options()?;
+    let wants = |part: &str| {
+        o.only
+            .as_deref()
+            .is_none_or(|only| only.split(',').any(|p| p == part))
+    };
+    let mut out = report::Report::default();
+
+    if wants("core") {
+        // Alone on the machine first: no server runs yet.
+        for (rate, n) in [(1000.0, 10_000), (5000.0, 25_000)] {
+            let r = core_overhead::measure(rate, n).await?;
+            eprintln!("core overhead at {rate}/s: {r:?}");
+            out.core.push(r);
+        }
+    }
+    if wants("latency") || wants("throughput") {
+        let rig = rig::Rig::start(o.heisenbridge).await?;
+        if wants("latency") {
+            out.latency = runs::latency(&rig, o.messages).await?;
+            for l in &out.latency {
+                eprintln!("latency {l:?}");
+            }
+        }
+        if wants("throughput") {
+            out.throughput = runs::throughput(&rig).await?;
+        }
+    }
+    out.print();
+    if let Some(path) = &o.json {
+        std::fs::write(path, serde_json::to_string_pretty(&out)?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,374 @@
+//! The measurements: latency of every path one message at a time (all
+//! paths and floors taken in turn, so they share the same conditions), and
+//! throughput ramps that raise the offered rate until the receiving side
+//! falls behind.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use qqbridge::qq::sim::Origin;
+
+use crate::arrivals::tag;
+use crate::clients::MatrixUser;
+use crate::rig::{Rig, GROUP_BOTH, GROUP_FLOOR, GROUP_IRC, GROUP_MATRIX};
+use crate::stats::{CpuSample, Percentiles};
+
+/// How a run's messages are sent.
+#[derive(Clone)]
+enum Source {
+    /// A QQ client (10004's WebQQ session) writes to a group.
+    QqClient(u64),
+    /// The simulator itself: a member writes to a group (no client cost).
+    QqWorld {
+        group: u64,
+        from: u64,
+    },
+    Matrix(MatrixUser, String),
+    /// bob writes to a channel.
+    Irc(&'static str),
+}
+
+async fn send(rig: &Rig, source: &Source, text: &str) -> Result<()> {
+    match source {
+        Source::QqClient(group) => rig.qq_writer.say_in_group(*group, text).await,
+        Source::QqWorld { group, from } => {
+            rig.sim
+                .world()
+                .send_group_message(*group, *from, text, Origin::Control);
+            Ok(())
+        }
+        Source::Matrix(user, room) => user.say(room, text).await,
+        Source::Irc(channel) => rig.bob.send(&format!("PRIVMSG {channel} :{text}")).await,
+    }
+}
+
+/// One latency run: what is sent, and who must receive it (path name,
+/// receiving place).
+struct LatencyRun {
+    run: &'static str,
+    source: Source,
+    targets: Vec<(&'static str, &'static str)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathLatency {
+    pub path: String,
+    pub latency: Percentiles,
+    pub lost: usize,
+}
+
+pub async fn latency(rig: &Rig, messages: usize) -> Result<Vec<PathLatency>> {
+    let mut runs = vec![
+        LatencyRun {
+            run: "q",
+            source: Source::QqClient(GROUP_BOTH),
+            targets: vec![("QQ -> Matrix", "carol"), ("QQ -> IRC", "alice")],
+        },
+        LatencyRun {
+            run: "m",
+            source: Source::Matrix(rig.carol.clone(), rig.room_both.clone()),
+            targets: vec![
+                ("Matrix -> QQ", "qq10003"),
+                ("Matrix -> IRC (qqbridge)", "alice"),
+            ],
+        },
+        LatencyRun {
+            run: "i",
+            source: Source::Irc("#qq"),
+            targets: vec![
+                ("IRC -> QQ", "qq10003"),
+                ("IRC -> Matrix (qqbridge)", "carol"),
+            ],
+        },
+        LatencyRun {
+            run: "fq",
+            source: Source::QqClient(GROUP_FLOOR),
+            targets: vec![("floor QQ (WebQQ client -> sim -> poll2 client)", "qq10003")],
+        },
+        LatencyRun {
+            run: "fm",
+            source: Source::Matrix(rig.dave.clone(), rig.room_floor.clone()),
+            targets: vec![("floor Matrix (client -> Synapse -> /sync client)", "carol")],
+        },
+        LatencyRun {
+            run: "fi",
+            source: Source::Irc("#floor"),
+            targets: vec![("floor IRC (client -> ngIRCd -> client)", "alice")],
+        },
+    ];
+    if let (Some(owner), Some(room)) = (&rig.hbowner, &rig.room_hb) {
+        runs.push(LatencyRun {
+            run: "hm",
+            source: Source::Matrix(owner.clone(), room.clone()),
+            targets: vec![("Matrix -> IRC (heisenbridge)", "alice")],
+        });
+        runs.push(LatencyRun {
+            run: "hi",
+            source: Source::Irc("#hb"),
+            targets: vec![("IRC -> Matrix (heisenbridge)", "hbowner")],
+        });
+    }
+    let mut samples: Vec<Vec<Vec<Duration>>> = runs
+        .iter()
+        .map(|r| vec![Vec::new(); r.targets.len()])
+        .collect();
+    let mut lost: Vec<Vec<usize>> = runs.iter().map(|r| vec![0; r.targets.len()]).collect();
+    let timeout = Duration::from_secs(20);
+    for seq in 0..messages {
+        for (ri, run) in runs.iter().enumerate() {
+            let t = tag(run.run, seq);
+            let at = Instant::now();
+            send(rig, &run.source, &t).await?;
+            for (ti, (_, place)) in run.targets.iter().enumerate() {
+                match rig.arrivals.wait(place, &t, timeout).await {
+                    Some(got) => samples[ri][ti].push(got.duration_since(at)),
+                    None => lost[ri][ti] += 1,
+                }
+            }
+        }
+        if seq % 50 == 49 {
+            eprintln!("latency: {} of {messages} rounds", seq + 1);
+            rig.arrivals.clear();
+        }
+    }
+    let mut out = Vec::new();
+    for (ri, run) in runs.iter().enumerate() {
+        for (ti, (path, _)) in run.targets.iter().enumerate() {
+            out.push(PathLatency {
+                path: (*path).to_owned(),
+                latency: Percentiles::of(&samples[ri][ti]),
+                lost: lost[ri][ti],
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub offered_per_s: f64,
+    pub sent: usize,
+    pub delivered: usize,
+    pub delivered_per_s: f64,
+    /// CPU of each watched process over the step, % of one core.
+    pub cpu_percent: Vec<(String, f64)>,
+    pub latency: Percentiles,
+    pub saturated: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ramp {
+    pub path: String,
+    pub steps: Vec<Step>,
+}
+
+/// Raises the offered rate step by step until the target falls behind.
+async fn ramp(
+    rig: &Rig,
+    path: &str,
+    prefix: &str,
+    source: Source,
+    place: &str,
+    rates: &[f64],
+) -> Result<Ramp> {
+    let mut watched: Vec<(String, u32)> =
+        vec![("bench (sim + clients)".into(), std::process::id())];
+    if let Some(p) = rig.bridge.id() {
+        watched.push(("qqbridge".into(), p));
+    }
+    if let Some(p) = rig.hs.pid() {
+        watched.push(("Synapse".into(), p));
+    }
+    if let Some(p) = rig.irc.pid() {
+        watched.push(("ngIRCd".into(), p));
+    }
+    if let Some(p) = rig.heisenbridge.as_ref().and_then(|h| h.id()) {
+        watched.push(("heisenbridge".into(), p));
+    }
+    let pids: Vec<u32> = watched.iter().map(|w| w.1).collect();
+    let mut steps = Vec::new();
+    for &rate in rates {
+        let run = format!("{prefix}{}", rate as u64);
+        let n = ((rate * 3.0) as usize).clamp(60, 12_000);
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let limit = Arc::new(tokio::sync::Semaphore::new(256));
+        let start = tokio::time::Instant::now();
+        let cpu_start = CpuSample::take(&pids);
+        let mut sent_at = Vec::with_capacity(n);
+        for i in 0..n {
+            tokio::time::sleep_until(start + period * i as u32).await;
+            let t = tag(&run, i);
+            sent_at.push(Instant::now());
+            match &source {
+                Source::Matrix(user, room) => {
+                    let (user, room) = (user.clone(), room.clone());
+                    let permit = limit.clone().acquire_owned().await?;
+                    tokio::spawn(async move {
+                        let _ = user.say(&room, &t).await;
+                        drop(permit);
+                    });
+                }
+                other => send(rig, other, &t).await?,
+            }
+        }
+        // Until all arrived, or nothing new for 10 s.
+        let mut last_count = 0;
+        let mut last_progress = Instant::now();
+        let mut cpu_end = CpuSample::take(&pids);
+        loop {
+            let (count, _) = rig.arrivals.count(place, &run);
+            if count > last_count {
+                last_count = count;
+                last_progress = Instant::now();
+                cpu_end = CpuSample::take(&pids);
+            }
+            if count >= n || last_progress.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (delivered, last) = rig.arrivals.count(place, &run);
+        let elapsed = last
+            .map(|l| l.duration_since(sent_at[0]))
+            .unwrap_or_default()
+            .as_secs_f64()
+            .max(1e-9);
+        let latencies: Vec<Duration> = sent_at
+            .iter()
+            .enumerate()
+            .filter_map(|(i, at)| {
+                rig.arrivals
+                    .get(place, &tag(&run, i))
+                    .map(|g| g.duration_since(*at))
+            })
+            .collect();
+        let delivered_per_s = delivered as f64 / elapsed;
+        let saturated = delivered < n || delivered_per_s < 0.9 * rate;
+        let cpu = cpu_end.percent_since(&cpu_start);
+        let step = Step {
+            offered_per_s: rate,
+            sent: n,
+            delivered,
+            delivered_per_s,
+            cpu_percent: watched.iter().map(|w| w.0.clone()).zip(cpu).collect(),
+            latency: Percentiles::of(&latencies),
+            saturated,
+        };
+        eprintln!("{path}: {step:?}");
+        steps.push(step);
+        rig.arrivals.clear();
+        if saturated {
+            break;
+        }
+        // Let the servers settle between steps.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(Ramp {
+        path: path.to_owned(),
+        steps,
+    })
+}
+
+pub async fn throughput(rig: &Rig) -> Result<Vec<Ramp>> {
+    let matrix_rates = [25.0, 50.0, 100.0, 200.0, 400.0, 800.0];
+    let fast_rates = [250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0];
+    let mut out = vec![
+        ramp(
+            rig,
+            "QQ -> IRC",
+            "tqi",
+            Source::QqWorld {
+                group: GROUP_IRC,
+                from: 10004,
+            },
+            "alice",
+            &fast_rates,
+        )
+        .await?,
+        ramp(
+            rig,
+            "IRC -> QQ",
+            "tiq",
+            Source::Irc("#qqt"),
+            "qq10004",
+            &fast_rates,
+        )
+        .await?,
+        ramp(
+            rig,
+            "floor IRC",
+            "tfi",
+            Source::Irc("#floor"),
+            "alice",
+            &fast_rates,
+        )
+        .await?,
+        ramp(
+            rig,
+            "QQ -> Matrix",
+            "tqm",
+            Source::QqWorld {
+                group: GROUP_MATRIX,
+                from: 10004,
+            },
+            "carol",
+            &matrix_rates,
+        )
+        .await?,
+        ramp(
+            rig,
+            "floor Matrix",
+            "tfm",
+            Source::Matrix(rig.dave.clone(), rig.room_floor.clone()),
+            "carol",
+            &matrix_rates,
+        )
+        .await?,
+        ramp(
+            rig,
+            "Matrix -> IRC (qqbridge)",
+            "tmi",
+            Source::Matrix(rig.carol.clone(), rig.room_both.clone()),
+            "alice",
+            &matrix_rates,
+        )
+        .await?,
+        ramp(
+            rig,
+            "IRC -> Matrix (qqbridge)",
+            "tim",
+            Source::Irc("#qq"),
+            "carol",
+            &matrix_rates,
+        )
+        .await?,
+    ];
+    if let (Some(owner), Some(room)) = (&rig.hbowner, &rig.room_hb) {
+        out.push(
+            ramp(
+                rig,
+                "Matrix -> IRC (heisenbridge)",
+                "thm",
+                Source::Matrix(owner.clone(), room.clone()),
+                "alice",
+                &matrix_rates,
+            )
+            .await?,
+        );
+        out.push(
+            ramp(
+                rig,
+                "IRC -> Matrix (heisenbridge)",
+                "thi",
+                Source::Irc("#hb"),
+                "hbowner",
+                &matrix_rates,
+            )
+            .await?,
+        );
+    }
+    Ok(out)
+}
