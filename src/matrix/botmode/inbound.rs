@@ -239,19 +239,27 @@ impl BotMode {
         if message.edit {
             content::prepend(&mut rich, "* ");
         }
-        // Recorded before it is queued for QQ: a replayed event is never
-        // sent twice.
-        if !self.first_time(event_id, portal.chat, portal.owner).await? {
-            tracing::debug!(%event_id, "Matrix event already relayed");
-            return Ok(());
-        }
+        // Recorded in the same store transaction that queues it for QQ: a
+        // replayed sync batch never sends it twice, and a crash cannot
+        // record the event as relayed without queueing it.
+        let link = MessageLink {
+            side: SIDE_NAME.to_owned(),
+            side_id: event_id.to_owned(),
+            owner: portal.owner,
+            chat: portal.chat,
+            message: format!("{:032x}", rand::random::<u128>()),
+        };
         let origin = format!("{room} {event_id}");
         match self
             .core
-            .send_to_qq(sender, portal.chat, rich, Some(origin))
+            .send_to_qq_once(sender, portal.chat, rich, Some(origin), link)
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::debug!(%event_id, "Matrix event already relayed");
+                Ok(())
+            }
             Err(CoreError::Store(e)) => Err(e.into()),
             Err(e) => {
                 self.send_notice(room, &format!("\u{26a0} not sent to QQ: {e}"))
