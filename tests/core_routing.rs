@@ -2,9 +2,11 @@
 //! relaying both ways, loop prevention, de-duplication, replay after a side
 //! outage, failure reporting, and the outbox surviving a restart.
 
+#[path = "support/logs.rs"]
+mod logs;
+
 use std::collections::VecDeque;
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -206,27 +208,8 @@ impl FakeSide {
 
 const USER: &str = "fake:alice";
 
-fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-struct LogWriter;
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        logs().lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn capture_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_writer(|| LogWriter)
-        .try_init();
+    logs::capture("trace");
 }
 
 struct Rig {
@@ -469,7 +452,7 @@ async fn not_logged_in_and_wrong_password_are_clear() {
         .send_to_qq(USER, ChatId::Buddy(Uin(1)), RichText::plain("x"), None)
         .await
         .is_err());
-    let logs = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
+    let logs = logs::text();
     assert!(
         !logs.contains("wrong-secret-xyz"),
         "a password reached the logs"

@@ -12,6 +12,8 @@
 //!
 //! ngIRCd not starting is a failure, never a skip.
 
+#[path = "support/logs.rs"]
+mod logs;
 #[allow(dead_code)]
 #[path = "support/ngircd.rs"]
 mod ngircd;
@@ -28,8 +30,7 @@ mod synapse;
 #[path = "irc_networks/three_way.rs"]
 mod three_way;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use irc::proto::{Command, Message};
@@ -53,39 +54,12 @@ const RELAY: &str = "irc:test:relay@10001";
 
 // ---------------------------------------------------------------- logs
 
-/// Everything the bridge logs (trace and up), to check that no secret
-/// ever shows up there.
-fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        logs().lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn capture_logs() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("qqbridge=trace,info")
-            .with_writer(|| LogWriter)
-            .with_ansi(false)
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-    });
+    logs::capture("qqbridge=trace,info");
 }
 
 fn logged_text() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+    logs::text()
 }
 
 // ---------------------------------------------------------------- the bridge

@@ -12,6 +12,8 @@
 
 #![cfg(feature = "matrix")]
 
+#[path = "support/logs.rs"]
+mod logs;
 #[allow(dead_code)]
 #[path = "support/process.rs"]
 mod process;
@@ -20,8 +22,7 @@ mod process;
 mod synapse;
 
 use std::collections::HashSet;
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -45,46 +46,17 @@ const GHOST_10002: &str = "@_qq_10002:localhost";
 
 // ---------------------------------------------------------------- logs
 
-/// Everything the bridge logs (debug and up), to check that no secret
-/// ever shows up there.
-fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        logs().lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn capture_logs() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("qqbridge=debug,info")
-            .with_writer(|| LogWriter)
-            .with_ansi(false)
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-    });
+    logs::capture("qqbridge=debug,info");
 }
 
 fn logged_text() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+    logs::text()
 }
 
-/// The end of the bridge's log, for failure messages.
+/// The end of the log, for failure messages.
 fn log_tail() -> String {
-    let text = logged_text();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(60)..].join("\n")
+    logs::tail(60)
 }
 
 // ---------------------------------------------------------------- the rig

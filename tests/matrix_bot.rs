@@ -18,6 +18,8 @@
 // matrix-sdk's sync future is deeply nested.
 #![recursion_limit = "256"]
 
+#[path = "support/logs.rs"]
+mod logs;
 #[allow(dead_code)]
 #[path = "support/process.rs"]
 mod process;
@@ -25,8 +27,7 @@ mod process;
 #[path = "support/synapse.rs"]
 mod synapse;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use matrix_sdk::config::SyncSettings;
@@ -56,45 +57,17 @@ const BOT_PASSWORD: &str = "bot-pass-5f1e0c";
 
 // ---------------------------------------------------------------- logs
 
-fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        logs().lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Everything logged (the bridge at debug, everything else at info), to check
-/// that no secret shows up there.
 fn capture_logs() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("qqbridge=debug,matrix_sdk=warn,info")
-            .with_writer(|| LogWriter)
-            .with_ansi(false)
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-    });
+    logs::capture("qqbridge=debug,matrix_sdk=warn,info");
 }
 
 fn logged_text() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+    logs::text()
 }
 
+/// The end of the log, for failure messages.
 fn log_tail() -> String {
-    let text = logged_text();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(60)..].join("\n")
+    logs::tail(60)
 }
 
 async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
