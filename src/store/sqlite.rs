@@ -402,25 +402,7 @@ impl Store for SqliteStore {
         const OP: &str = "insert message link";
         let link = link.clone();
         self.run(OP, move |c| {
-            // DO NOTHING on the key only (not INSERT OR IGNORE), so that any
-            // other constraint failure still surfaces as an error instead of
-            // being mistaken for a duplicate.
-            let inserted = c
-                .prepare_cached(
-                    "INSERT INTO message_links (side, side_id, owner, chat, message)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (side, side_id) DO NOTHING",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        link.side,
-                        link.side_id,
-                        uin_to_sql(link.owner),
-                        link.chat.to_string(),
-                        link.message,
-                    ])
-                })
-                .map_err(db(OP))?;
+            let inserted = linked::insert_link(c, &link).map_err(db(OP))?;
             Ok(inserted == 1)
         })
         .await

@@ -22,22 +22,7 @@ pub(super) fn enqueue_linked(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db(OP))?;
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO message_links (side, side_id, owner, chat, message)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (side, side_id) DO NOTHING",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                link.side,
-                link.side_id,
-                uin_to_sql(link.owner),
-                link.chat.to_string(),
-                link.message,
-            ])
-        })
-        .map_err(db(OP))?;
+    let inserted = insert_link(&tx, link).map_err(db(OP))?;
     if inserted == 0 {
         return Ok(None);
     }
@@ -47,4 +32,25 @@ pub(super) fn enqueue_linked(
         .map_err(db(OP))?;
     tx.commit().map_err(db(OP))?;
     Ok(Some(id))
+}
+
+/// Inserts `link` unless its (side, side_id) is known; the number of rows
+/// inserted (0 for a duplicate). `DO NOTHING` on the key only (not `INSERT
+/// OR IGNORE`), so any other constraint failure still surfaces as an error
+/// instead of being mistaken for a duplicate.
+pub(super) fn insert_link(conn: &Connection, link: &MessageLink) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "INSERT INTO message_links (side, side_id, owner, chat, message)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (side, side_id) DO NOTHING",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            link.side,
+            link.side_id,
+            uin_to_sql(link.owner),
+            link.chat.to_string(),
+            link.message,
+        ])
+    })
 }
