@@ -14,10 +14,12 @@ use tokio::sync::mpsc;
 
 use qqbridge::config::PermissionLevel;
 use qqbridge::core::bot::CommandContext;
+use qqbridge::core::bridge::RESTORE_CONCURRENCY;
 use qqbridge::core::model::*;
 use qqbridge::core::{BridgeCore, ChatSide, DeliveryError, SideEvent};
 use qqbridge::qq::*;
-use qqbridge::store::{SqliteStore, Store};
+use qqbridge::secret::Secret;
+use qqbridge::store::{QqLogin, SqliteStore, Store};
 
 // ---------------------------------------------------------------- fake QQ
 
@@ -29,6 +31,9 @@ struct FakeNet {
     send_errors: Mutex<VecDeque<QqError>>,
     events: Mutex<Option<mpsc::Sender<QqEvent>>>,
     logins: Mutex<u32>,
+    /// How long each login takes, and how many ran at once at most.
+    login_delay: Mutex<Option<Duration>>,
+    logins_running: Mutex<(usize, usize)>,
 }
 
 struct FakeConnector(Arc<FakeNet>);
@@ -49,6 +54,16 @@ impl QqConnector for FakeConnector {
     ) -> Result<LoginStep, QqError> {
         if request.password.expose() != "pw" {
             return Err(QqError::BadCredentials);
+        }
+        let delay = *self.0.login_delay.lock().unwrap();
+        if let Some(delay) = delay {
+            {
+                let mut running = self.0.logins_running.lock().unwrap();
+                running.0 += 1;
+                running.1 = running.1.max(running.0);
+            }
+            tokio::time::sleep(delay).await;
+            self.0.logins_running.lock().unwrap().0 -= 1;
         }
         *self.0.logins.lock().unwrap() += 1;
         *self.0.events.lock().unwrap() = Some(events);
@@ -516,6 +531,45 @@ async fn outgoing_messages_survive_a_restart() {
         1,
         "restored with the stored password"
     );
+}
+
+/// A restart with many stored logins re-establishes them all, but only a
+/// bounded number at a time, so thousands of users do not hit the QQ server
+/// in the same instant.
+#[tokio::test]
+async fn stored_logins_are_restored_a_bounded_number_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("b.db")).unwrap());
+    let users = RESTORE_CONCURRENCY * 3;
+    for i in 0..users {
+        store
+            .save_login(&QqLogin {
+                user: format!("fake:user{i}"),
+                uin: Uin(20_000 + i as u64),
+                protocol: Protocol::Http11,
+                password: Secret::new("pw"),
+                presence: Presence::Online,
+            })
+            .await
+            .unwrap();
+    }
+    let net = Arc::new(FakeNet::default());
+    *net.login_delay.lock().unwrap() = Some(Duration::from_millis(30));
+    let rig = rig_with(store, net);
+    assert_eq!(rig.core.restore_logins().await.unwrap(), users);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while (*rig.net.logins.lock().unwrap() as usize) < users {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("every stored login is restored");
+    let most_at_once = rig.net.logins_running.lock().unwrap().1;
+    assert!(
+        most_at_once <= RESTORE_CONCURRENCY,
+        "{most_at_once} logins ran at once"
+    );
+    assert!(most_at_once > 1, "restored one at a time");
 }
 
 /// A user's queue for QQ is bounded: while QQ is down, messages wait up to

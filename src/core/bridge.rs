@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::backoff::Backoff;
 use crate::config::PermissionLevel;
@@ -27,6 +27,10 @@ use crate::store::{MessageLink, QqLogin, Store, StoreError};
 /// Channel capacity of one session's event stream: a bound so a flooding QQ
 /// session applies backpressure to its own poller, never to other users.
 const SESSION_EVENT_QUEUE: usize = 1024;
+/// How many stored logins are re-established at once after a restart: a
+/// bridge with thousands of users would otherwise open every QQ session
+/// (about 15 requests each for HTTP QQ 1.1) in the same instant.
+pub const RESTORE_CONCURRENCY: usize = 64;
 /// Attempts for one outgoing QQ message before the user is told it failed.
 const QQ_SEND_ATTEMPTS: u32 = 8;
 /// Default cap on one user's messages waiting for QQ (see
@@ -523,6 +527,7 @@ impl BridgeCore {
     pub async fn restore_logins(&self) -> Result<usize, CoreError> {
         let logins = self.store.logins().await?;
         let count = logins.len();
+        let slots = Arc::new(Semaphore::new(RESTORE_CONCURRENCY));
         for login in logins {
             // Whatever was queued before the restart goes out once possible.
             if let Some(courier) = self.courier() {
@@ -532,12 +537,13 @@ impl BridgeCore {
             let Some(core) = self.myself.upgrade() else {
                 break;
             };
-            tokio::spawn(async move { core.restore_login(login).await });
+            let slots = slots.clone();
+            tokio::spawn(async move { core.restore_login(login, &slots).await });
         }
         Ok(count)
     }
 
-    async fn restore_login(&self, login: QqLogin) {
+    async fn restore_login(&self, login: QqLogin, slots: &Semaphore) {
         let Some(connector) = self.connectors.get(&login.protocol).cloned() else {
             tracing::warn!(uin = %login.uin, protocol = %login.protocol, "stored login uses an unavailable protocol");
             return;
@@ -550,7 +556,13 @@ impl BridgeCore {
                 password: login.password.clone(),
                 presence: login.presence,
             };
-            match connector.login(request, tx).await {
+            // A slot is held for the login exchange only, not while waiting
+            // out a backoff, so one unreachable account cannot hold others up.
+            let attempt = {
+                let _slot = slots.acquire().await;
+                connector.login(request, tx).await
+            };
+            match attempt {
                 Ok(LoginStep::Done(session)) => {
                     self.attach_session(&login.user, session, rx).await;
                     tracing::info!(user = %login.user, uin = %login.uin, "restored QQ login");
