@@ -72,6 +72,10 @@ use qqbridge::qq::http11::Http11Connector;
 use qqbridge::qq::{EndReason, LoginRequest, LoginStep, QqConnector, QqEvent, QqSession};
 use qqbridge::secret::Secret;
 
+#[path = "common/proc_stats.rs"]
+mod proc_stats;
+use proc_stats::{cpu_seconds, peak_rss, rss};
+
 /// The event queue of one session, as the bridge core sizes it.
 const SESSION_EVENT_QUEUE: usize = 1024;
 const PASSWORD: &str = "load";
@@ -123,47 +127,6 @@ struct Args {
 }
 
 // ---------------------------------------------------------------- /proc
-
-fn clock_ticks_per_s() -> f64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
-    }
-}
-
-/// A `kB` field of `/proc/<pid>/status`, in bytes.
-fn status_bytes(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
-fn rss(pid: u32) -> u64 {
-    status_bytes(pid, "VmRSS")
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name may contain spaces: fields start after its ')'.
-    let fields: Vec<&str> = text
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // Fields 14 and 15 of proc(5); index 0 here is field 3 (state).
-    (ticks(11) + ticks(12)) as f64 / clock_ticks_per_s()
-}
 
 /// Busy, softirq and total jiffies of the whole machine (all cores).
 fn machine_jiffies() -> (u64, u64, u64) {
@@ -1013,8 +976,8 @@ async fn run(args: Args, counts: Arc<Counts>, open_files: u64) -> anyhow::Result
     }
     let logout_s = logout_begun.elapsed().as_secs_f64();
     let health_after_logout = control_get(sim.control, "/health").await?;
-    let sim_hwm = status_bytes(sim.pid, "VmHWM");
-    let own_hwm = status_bytes(std::process::id(), "VmHWM");
+    let sim_hwm = peak_rss(sim.pid);
+    let own_hwm = peak_rss(std::process::id());
     let sim_problems = sim.log_problems();
     drop(logins.sessions);
     sim.stop().await?;

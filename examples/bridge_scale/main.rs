@@ -41,6 +41,8 @@
 
 mod irc_user;
 mod ledger;
+#[path = "../common/proc_stats.rs"]
+mod proc_stats;
 mod processes;
 
 use std::collections::BTreeMap;
@@ -59,7 +61,7 @@ use tokio::sync::Semaphore;
 
 use irc_user::IrcUser;
 use ledger::{message_text, Direction, Ledger};
-use processes::{cpu_seconds, peak_rss, rss};
+use proc_stats::{cpu_seconds, peak_rss, rss};
 
 const PASSWORD: &str = "scale";
 const NICK_PREFIX: &str = "load";

@@ -26,6 +26,8 @@ mod synapse;
 mod arrivals;
 mod clients;
 mod core_overhead;
+#[path = "../common/proc_stats.rs"]
+mod proc_stats;
 mod report;
 mod rig;
 mod runs;

@@ -50,21 +50,6 @@ impl Percentiles {
     }
 }
 
-/// utime + stime of a process so far (`/proc/<pid>/stat`), or `None` if it
-/// cannot be read.
-pub fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces: count fields after ')'.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
-    Some(Duration::from_secs_f64((utime + stime) as f64 / ticks))
-}
-
 /// CPU time of several processes, sampled together.
 #[derive(Debug, Clone)]
 pub struct CpuSample {
@@ -76,7 +61,10 @@ impl CpuSample {
     pub fn take(pids: &[u32]) -> CpuSample {
         CpuSample {
             at: std::time::Instant::now(),
-            times: pids.iter().map(|p| cpu_time(*p)).collect(),
+            times: pids
+                .iter()
+                .map(|p| crate::proc_stats::cpu_time(*p))
+                .collect(),
         }
     }
 
