@@ -655,8 +655,8 @@ async fn outbox_delivers_in_order_per_destination() {
     assert_eq!(head.attempts, 2);
     assert_eq!(head.last_error.as_deref(), Some("timed out"));
 
-    store.complete(a).await.unwrap();
-    store.complete(a).await.unwrap();
+    store.complete(&[a]).await.unwrap();
+    store.complete(&[a]).await.unwrap();
     assert_eq!(
         store
             .pending("matrix", 10)
@@ -668,7 +668,7 @@ async fn outbox_delivers_in_order_per_destination() {
         vec![c, d]
     );
     // Ids are never reused, even after the newest item is completed.
-    store.complete(d).await.unwrap();
+    store.complete(&[d]).await.unwrap();
     let e = store.enqueue("matrix", "room1", "{}").await.unwrap();
     assert!(e > d);
 }

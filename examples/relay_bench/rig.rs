@@ -344,7 +344,7 @@ irc:
       channels:
         - {{channel: "#qq", group: {GROUP_BOTH}}}
         - {{channel: "#qqt", group: {GROUP_IRC}}}
-      limits: {{messages_per_second: 1000, message_burst: 1000, connects_per_second: 20}}
+      limits: {{messages_per_second: 100000, message_burst: 1000, connects_per_second: 20}}
 matrix:
   enabled: true
   homeserver_url: {hs_url}

@@ -1,10 +1,13 @@
 //! Durable, ordered delivery: one worker per outbox destination drains the
 //! store's outbox in id order, so a message survives a crash between being
 //! accepted and being delivered, and one slow destination (a disconnected
-//! IRC client, a QQ account being throttled) never stalls another.
+//! IRC client, a QQ account being throttled) never stalls another. A
+//! worker exists only while its destination has items: an idle one retires,
+//! so ten thousand quiet users do not keep twenty thousand tasks alive.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,10 +28,24 @@ pub enum Carried {
     Failed(String),
 }
 
-/// Carries an item to its destination. Implemented by the bridge core.
+/// Carries items to their destination. Implemented by the bridge core and
+/// the chat sides.
 #[async_trait]
 pub trait Courier: Send + Sync {
     async fn carry(&self, destination: &str, item: &OutboxItem) -> Carried;
+
+    /// Carries a run from the head of `items` (never empty) that the
+    /// destination confirms as one unit, e.g. several lines behind one IRC
+    /// PING, and returns one outcome per item carried: at least one, in
+    /// order, and nothing after a [`Carried::Later`]. The worker removes
+    /// the run's delivered items in one transaction, so a crash re-sends
+    /// at most one unconfirmed run. The default carries the head alone.
+    async fn carry_run(&self, destination: &str, items: &[OutboxItem]) -> Vec<Carried> {
+        match items.first() {
+            Some(item) => vec![self.carry(destination, item).await],
+            None => Vec::new(),
+        }
+    }
 }
 
 /// Items fetched per store round trip.
@@ -36,19 +53,32 @@ const BATCH: u32 = 64;
 
 pub struct Outbox {
     store: Arc<dyn Store>,
-    workers: Mutex<HashMap<String, Worker>>,
+    workers: Arc<Workers>,
 }
 
+type Workers = Mutex<HashMap<String, Worker>>;
+
 struct Worker {
-    wake: Arc<Notify>,
+    signal: Arc<Signal>,
     task: JoinHandle<()>,
+}
+
+/// How a destination's worker learns there is more to do.
+#[derive(Default)]
+struct Signal {
+    /// Cuts a backoff wait short.
+    notify: Notify,
+    /// Set (under the workers lock) by every wake-up, so a worker that found
+    /// its queue empty re-reads it instead of retiring when an item was
+    /// queued meanwhile.
+    woken: AtomicBool,
 }
 
 impl Outbox {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Outbox {
             store,
-            workers: Mutex::new(HashMap::new()),
+            workers: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -89,23 +119,23 @@ impl Outbox {
     /// Wakes (starting if needed) the worker of `destination`, e.g. when an
     /// IRC client reconnects or a QQ session comes back.
     pub fn wake(&self, courier: &Arc<dyn Courier>, destination: &str) {
-        let Ok(mut workers) = self.workers.lock() else {
-            return;
-        };
+        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(w) = workers.get(destination) {
             if !w.task.is_finished() {
-                w.wake.notify_one();
+                w.signal.woken.store(true, Ordering::Release);
+                w.signal.notify.notify_one();
                 return;
             }
         }
-        let wake = Arc::new(Notify::new());
+        let signal = Arc::new(Signal::default());
         let task = tokio::spawn(run_worker(
             self.store.clone(),
             Arc::downgrade(courier),
             destination.to_owned(),
-            wake.clone(),
+            signal.clone(),
+            Arc::downgrade(&self.workers),
         ));
-        workers.insert(destination.to_owned(), Worker { wake, task });
+        workers.insert(destination.to_owned(), Worker { signal, task });
     }
 
     /// Stops all workers; undelivered items stay in the store.
@@ -122,7 +152,8 @@ async fn run_worker(
     store: Arc<dyn Store>,
     courier: Weak<dyn Courier>,
     destination: String,
-    wake: Arc<Notify>,
+    signal: Arc<Signal>,
+    workers: Weak<Workers>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     'outer: loop {
@@ -135,40 +166,236 @@ async fn run_worker(
             }
         };
         if items.is_empty() {
-            wake.notified().await;
+            if retire(&workers, &destination, &signal) {
+                return;
+            }
             continue;
         }
-        for item in &items {
+        let mut next = 0;
+        while next < items.len() {
             let Some(courier) = courier.upgrade() else {
                 return;
             };
-            let outcome = courier.carry(&destination, item).await;
+            let outcomes = courier.carry_run(&destination, &items[next..]).await;
             drop(courier);
-            let stored = match &outcome {
-                Carried::Done => store.complete(item.id).await,
-                Carried::Failed(reason) => {
-                    tracing::warn!(%destination, id = item.id, %reason, "outbox item failed for good");
-                    store.complete(item.id).await
-                }
-                Carried::Later(reason) => {
-                    tracing::debug!(%destination, id = item.id, %reason, "delivery postponed");
-                    store.record_attempt(item.id, reason).await
-                }
-            };
-            if let Err(e) = stored {
-                tracing::error!(%destination, id = item.id, error = %e, "cannot update the outbox");
-            }
-            if let Carried::Later(_) = outcome {
+            let run = &items[next..(next + outcomes.len()).min(items.len())];
+            next += run.len();
+            let postponed = settle_run(store.as_ref(), &destination, run, &outcomes).await;
+            if postponed || run.is_empty() {
                 // Keep order: wait, then retry the same head item. A wake-up
                 // (client back, session back) cuts the wait short.
                 let delay = backoff.next_delay();
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = wake.notified() => backoff.reset(),
+                    _ = signal.notify.notified() => backoff.reset(),
                 }
                 continue 'outer;
             }
             backoff.reset();
         }
+    }
+}
+
+/// Removes an idle worker from the map, unless a wake-up came after its
+/// last read (then it reads again). Deciding under the lock that
+/// [`Outbox::wake`] takes means a wake-up either reaches this worker before
+/// it retires or finds no worker and starts a new one.
+fn retire(workers: &Weak<Workers>, destination: &str, signal: &Arc<Signal>) -> bool {
+    let Some(workers) = workers.upgrade() else {
+        return true;
+    };
+    let mut workers = workers.lock().unwrap_or_else(PoisonError::into_inner);
+    if signal.woken.swap(false, Ordering::AcqRel) {
+        return false;
+    }
+    if workers
+        .get(destination)
+        .is_some_and(|w| Arc::ptr_eq(&w.signal, signal))
+    {
+        workers.remove(destination);
+    }
+    true
+}
+
+/// Records what happened to one carried run: its delivered and failed items
+/// leave the outbox together, a postponed one keeps its place with the
+/// attempt noted. Returns whether the run ended with a postponed item.
+async fn settle_run(
+    store: &dyn Store,
+    destination: &str,
+    run: &[OutboxItem],
+    outcomes: &[Carried],
+) -> bool {
+    let mut finished = Vec::with_capacity(run.len());
+    let mut postponed = None;
+    for (item, outcome) in run.iter().zip(outcomes) {
+        match outcome {
+            Carried::Done => finished.push(item.id),
+            Carried::Failed(reason) => {
+                tracing::warn!(%destination, id = item.id, %reason, "outbox item failed for good");
+                finished.push(item.id);
+            }
+            Carried::Later(reason) => {
+                tracing::debug!(%destination, id = item.id, %reason, "delivery postponed");
+                postponed = Some((item.id, reason));
+                break;
+            }
+        }
+    }
+    if !finished.is_empty() {
+        if let Err(e) = store.complete(&finished).await {
+            tracing::error!(%destination, ids = ?finished, error = %e, "cannot update the outbox");
+        }
+    }
+    match postponed {
+        Some((id, reason)) => {
+            if let Err(e) = store.record_attempt(id, reason).await {
+                tracing::error!(%destination, id, error = %e, "cannot update the outbox");
+            }
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    /// Records what it carried; carries runs of up to `run` items.
+    struct Recorder {
+        run: usize,
+        carried: Mutex<Vec<String>>,
+        calls: Mutex<usize>,
+    }
+
+    impl Recorder {
+        fn new(run: usize) -> Arc<Recorder> {
+            Arc::new(Recorder {
+                run,
+                carried: Mutex::new(Vec::new()),
+                calls: Mutex::new(0),
+            })
+        }
+        fn carried(&self) -> Vec<String> {
+            self.carried.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl Courier for Recorder {
+        async fn carry(&self, _: &str, item: &OutboxItem) -> Carried {
+            self.carried.lock().unwrap().push(item.payload.clone());
+            Carried::Done
+        }
+
+        async fn carry_run(&self, destination: &str, items: &[OutboxItem]) -> Vec<Carried> {
+            *self.calls.lock().unwrap() += 1;
+            let mut outcomes = Vec::new();
+            for item in items.iter().take(self.run) {
+                outcomes.push(self.carry(destination, item).await);
+            }
+            outcomes
+        }
+    }
+
+    async fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn items_pushed_while_workers_retire_are_all_delivered_in_order() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let outbox = Arc::new(Outbox::new(store.clone()));
+        let recorder = Recorder::new(1);
+        let courier: Arc<dyn Courier> = recorder.clone();
+        // Bursts with pauses, so workers keep retiring and being restarted
+        // right as new items arrive.
+        let mut expected = Vec::new();
+        for burst in 0..40 {
+            for i in 0..(burst % 4) + 1 {
+                let payload = format!("{burst}.{i}");
+                outbox
+                    .push(&courier, "dest", "lane", &payload)
+                    .await
+                    .unwrap();
+                expected.push(payload);
+            }
+            if burst % 3 == 0 {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(Duration::from_micros(300)).await;
+            }
+        }
+        let n = expected.len();
+        wait_until("every item carried", || recorder.carried().len() >= n).await;
+        assert_eq!(recorder.carried(), expected);
+        wait_until("the idle worker retired", || {
+            outbox.workers.lock().unwrap().is_empty()
+        })
+        .await;
+        assert_eq!(store.pending("dest", 10).await.unwrap().len(), 0);
+        // A retired destination starts again on the next item.
+        outbox
+            .push(&courier, "dest", "lane", "again")
+            .await
+            .unwrap();
+        wait_until("the item after retiring", || {
+            recorder.carried().len() == n + 1
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_run_is_carried_in_one_call_and_removed_from_the_store() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        for i in 0..10 {
+            store
+                .enqueue("dest", "lane", &format!("m{i}"))
+                .await
+                .unwrap();
+        }
+        let outbox = Outbox::new(store.clone());
+        let recorder = Recorder::new(4);
+        let courier: Arc<dyn Courier> = recorder.clone();
+        outbox.wake(&courier, "dest");
+        wait_until("all ten carried", || recorder.carried().len() == 10).await;
+        let want: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+        assert_eq!(recorder.carried(), want);
+        // 4 + 4 + 2.
+        assert_eq!(*recorder.calls.lock().unwrap(), 3);
+        wait_until("the store emptied", || {
+            outbox.workers.lock().unwrap().is_empty()
+        })
+        .await;
+        assert!(store.pending("dest", 20).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_after_the_last_read_keeps_the_worker_reading() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let outbox = Outbox::new(store);
+        let courier: Arc<dyn Courier> = Recorder::new(1);
+        // A worker that is between reading an empty queue and retiring.
+        let signal = Arc::new(Signal::default());
+        let task = tokio::spawn(std::future::pending::<()>());
+        outbox.workers.lock().unwrap().insert(
+            "dest".to_owned(),
+            Worker {
+                signal: signal.clone(),
+                task,
+            },
+        );
+        outbox.wake(&courier, "dest");
+        let workers = Arc::downgrade(&outbox.workers);
+        assert!(!retire(&workers, "dest", &signal), "woken: read again");
+        assert!(outbox.workers.lock().unwrap().contains_key("dest"));
+        assert!(retire(&workers, "dest", &signal), "nothing new: retire");
+        assert!(outbox.workers.lock().unwrap().is_empty());
     }
 }

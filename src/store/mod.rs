@@ -201,7 +201,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<i64>, StoreError>;
     /// Items waiting for `destination` (for the per-user outbox cap).
     async fn pending_count(&self, destination: &str) -> Result<u64, StoreError>;
-    async fn complete(&self, id: i64) -> Result<(), StoreError>;
+    /// Removes delivered (or failed) items, all of them in one transaction.
+    async fn complete(&self, ids: &[i64]) -> Result<(), StoreError>;
     async fn record_attempt(&self, id: i64, error: &str) -> Result<(), StoreError>;
 
     /// Destinations with pending items whose name starts with `prefix`

@@ -525,13 +525,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn complete(&self, id: i64) -> Result<(), StoreError> {
-        const OP: &str = "complete outbox item";
+    async fn complete(&self, ids: &[i64]) -> Result<(), StoreError> {
+        const OP: &str = "complete outbox items";
+        let ids = ids.to_vec();
         self.run(OP, move |c| {
-            c.prepare_cached("DELETE FROM outbox WHERE id = ?1")
-                .and_then(|mut s| s.execute([id]))
-                .map_err(db(OP))?;
-            Ok(())
+            let tx = c.transaction().map_err(db(OP))?;
+            {
+                let mut delete = tx
+                    .prepare_cached("DELETE FROM outbox WHERE id = ?1")
+                    .map_err(db(OP))?;
+                for id in ids {
+                    delete.execute([id]).map_err(db(OP))?;
+                }
+            }
+            tx.commit().map_err(db(OP))
         })
         .await
     }

@@ -28,6 +28,10 @@ use super::puppets::{Puppet, Unavailable};
 /// Queued items a delivery looks ahead at to connect their puppets early.
 const PREFETCH: u32 = 16;
 
+/// Messages of one puppet to one target sent behind a single confirming
+/// PING (see [`Network::carry_run_to_irc`]).
+const MAX_RUN: usize = 32;
+
 /// Who says a message on IRC.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -290,6 +294,75 @@ impl Network {
         });
     }
 
+    fn is_from_irc(&self, destination: &str) -> bool {
+        destination
+            .strip_prefix(SIDE_NAME)
+            .and_then(|d| d.strip_prefix(':'))
+            .and_then(|d| d.strip_prefix(self.name()))
+            .is_some_and(|d| d.starts_with(":from:"))
+    }
+
+    /// A burst from one QQ speaker (a busy group, a pasted conversation)
+    /// goes out as consecutive PRIVMSGs followed by one PING, rather than a
+    /// PING round trip after each message: the PONG confirms them all, so
+    /// they are removed from the queue together. Only for the plain case,
+    /// a puppet that is connected and already in the channel; `None` sends
+    /// the head alone the usual way (connecting, joining, the bot relaying,
+    /// refusals). Order holds because a run never mixes speakers.
+    async fn carry_run_to_irc(&self, items: &[OutboxItem]) -> Option<Vec<Carried>> {
+        let mut run = Vec::new();
+        for item in items.iter().take(MAX_RUN) {
+            let Ok(out) = serde_json::from_str::<ToIrc>(&item.payload) else {
+                break;
+            };
+            let Voice::Puppet { uin, .. } = out.voice else {
+                break;
+            };
+            let same = run.first().is_none_or(|first: &(Uin, ToIrc)| {
+                first.0 == uin && first.1.target == out.target && !out.notice
+            });
+            if !same || out.notice {
+                break;
+            }
+            run.push((uin, out));
+        }
+        let (uin, first) = run.first()?;
+        if run.len() < 2 {
+            return None;
+        }
+        let target = first.target.clone();
+        let puppet = self.puppets.get(*uin)?;
+        let _busy = puppet.busy();
+        let link = puppet.live_link()?;
+        if puppet.is_failing()
+            || (is_channel(&target)
+                && (!link.is_joined(&target) || puppet.refused_recently(&target).is_some()))
+        {
+            return None;
+        }
+        // Refusals seen before this run are not this run's.
+        link.take_undelivered(&target);
+        let budget = irc_payload_budget(link.prefix_len(), target.len());
+        for (_, out) in &run {
+            for line in render_irc_lines(&out.text, FaceStyle::Emoji, budget) {
+                if let Err(e) = link.send(Command::PRIVMSG(target.clone(), line)).await {
+                    return Some(vec![Carried::Later(e.to_string())]);
+                }
+            }
+        }
+        if let Err(e) = link.confirm().await {
+            return Some(vec![Carried::Later(e.to_string())]);
+        }
+        puppet.touch();
+        if link.take_undelivered(&target) {
+            // Which message was refused is unknown: the head goes again the
+            // usual way, which notes the refusal (a channel: the bot relays
+            // from then on; a nick: it waits until they are back).
+            return None;
+        }
+        Some(vec![Carried::Done; run.len()])
+    }
+
     async fn carry_to_qq(&self, item: &OutboxItem) -> Carried {
         let from: FromIrc = match serde_json::from_str(&item.payload) {
             Ok(f) => f,
@@ -347,11 +420,22 @@ impl Network {
 #[async_trait]
 impl Courier for Network {
     async fn carry(&self, destination: &str, item: &OutboxItem) -> Carried {
-        let from_prefix = format!("{SIDE_NAME}:{}:from:", self.name());
-        if destination.starts_with(&from_prefix) {
+        if self.is_from_irc(destination) {
             self.carry_to_qq(item).await
         } else {
             self.carry_to_irc(destination, item).await
         }
+    }
+
+    async fn carry_run(&self, destination: &str, items: &[OutboxItem]) -> Vec<Carried> {
+        let Some(head) = items.first() else {
+            return Vec::new();
+        };
+        if !self.is_from_irc(destination) {
+            if let Some(outcomes) = self.carry_run_to_irc(items).await {
+                return outcomes;
+            }
+        }
+        vec![self.carry(destination, head).await]
     }
 }
