@@ -69,6 +69,7 @@ use tokio::sync::{mpsc, Semaphore};
 use qqbridge::core::model::{ChatId, Presence, RichText, Uin};
 use qqbridge::core::text::{render_plain, FaceStyle};
 use qqbridge::qq::http11::Http11Connector;
+use qqbridge::qq::EventReceiver;
 use qqbridge::qq::{EndReason, LoginRequest, LoginStep, QqConnector, QqEvent, QqSession};
 use qqbridge::secret::Secret;
 
@@ -557,9 +558,9 @@ fn error_kind(error: &impl std::fmt::Debug) -> String {
 }
 
 /// The bridge core's part of a session: drain its events.
-async fn consume_events(mut events: mpsc::Receiver<QqEvent>, shared: Arc<Shared>) {
+async fn consume_events(mut events: EventReceiver, shared: Arc<Shared>) {
     while let Some(event) = events.recv().await {
-        match event {
+        match *event {
             QqEvent::Message { text, .. } => on_message(&shared, &text),
             QqEvent::Presence { .. } => {
                 shared.presence_events.fetch_add(1, Ordering::Relaxed);

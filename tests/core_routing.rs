@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
 use qqbridge::config::PermissionLevel;
 use qqbridge::core::bot::CommandContext;
@@ -29,11 +28,13 @@ struct FakeNet {
     sent: Mutex<Vec<(Uin, ChatId, RichText)>>,
     /// Errors the next sends return, in order.
     send_errors: Mutex<VecDeque<QqError>>,
-    events: Mutex<Option<mpsc::Sender<QqEvent>>>,
+    events: Mutex<Option<EventSender>>,
     logins: Mutex<u32>,
     /// How long each login takes, and how many ran at once at most.
     login_delay: Mutex<Option<Duration>>,
     logins_running: Mutex<(usize, usize)>,
+    /// Sessions logged out, by QQ number.
+    logged_out: Mutex<Vec<Uin>>,
 }
 
 struct FakeConnector(Arc<FakeNet>);
@@ -50,7 +51,7 @@ impl QqConnector for FakeConnector {
     async fn login(
         &self,
         request: LoginRequest,
-        events: mpsc::Sender<QqEvent>,
+        events: EventSender,
     ) -> Result<LoginStep, QqError> {
         if request.password.expose() != "pw" {
             return Err(QqError::BadCredentials);
@@ -143,6 +144,7 @@ impl QqSession for FakeSession {
         Err(QqError::Unsupported("signature".into()))
     }
     async fn logout(&self) -> Result<(), QqError> {
+        self.net.logged_out.lock().unwrap().push(self.uin);
         Ok(())
     }
 }
@@ -155,7 +157,7 @@ impl FakeNet {
             .unwrap()
             .clone()
             .expect("a session is logged in");
-        tx.send(event).await.expect("core listens");
+        tx.send(Box::new(event)).await.expect("core listens");
     }
 }
 
@@ -570,6 +572,96 @@ async fn stored_logins_are_restored_a_bounded_number_at_a_time() {
         "{most_at_once} logins ran at once"
     );
     assert!(most_at_once > 1, "restored one at a time");
+}
+
+/// A stored login for `USER` as 10001, restored with logins taking `delay`.
+async fn restoring(delay: Duration) -> (Rig, Arc<dyn Store>) {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    store
+        .save_login(&QqLogin {
+            user: USER.to_owned(),
+            uin: Uin(10001),
+            protocol: Protocol::Http11,
+            password: Secret::new("pw"),
+            presence: Presence::Online,
+        })
+        .await
+        .unwrap();
+    let net = Arc::new(FakeNet::default());
+    *net.login_delay.lock().unwrap() = Some(delay);
+    let rig = rig_with(store.clone(), net);
+    assert_eq!(rig.core.restore_logins().await.unwrap(), 1);
+    (rig, store)
+}
+
+async fn settle_logins(rig: &Rig, n: u32) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while *rig.net.logins.lock().unwrap() < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("logins finished");
+    // Let the attach that follows the last login run.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// `login` typed for the account whose stored login is still being
+/// restored does not start a second session that would fight the first
+/// for the account: the user is told, and one session results.
+#[tokio::test]
+async fn login_during_the_restore_of_the_same_account_makes_one_session() {
+    let (rig, _) = restoring(Duration::from_millis(300)).await;
+    let reply = rig
+        .core
+        .login(USER, Uin(10001), Secret::new("pw"), None)
+        .await
+        .unwrap();
+    assert!(reply.contains("being restored"), "{reply}");
+    let wrong = rig
+        .core
+        .login(USER, Uin(10001), Secret::new("nope"), None)
+        .await;
+    assert!(wrong.is_err(), "a wrong password is refused: {wrong:?}");
+    settle_logins(&rig, 1).await;
+    assert_eq!(*rig.net.logins.lock().unwrap(), 1, "one login exchange");
+    assert_eq!(rig.core.login_of(USER), Some(Uin(10001)));
+    assert!(rig.net.logged_out.lock().unwrap().is_empty());
+    // Once restored, `login` again resumes it.
+    let again = rig
+        .core
+        .login(USER, Uin(10001), Secret::new("pw"), None)
+        .await
+        .unwrap();
+    assert!(again.contains("resumed"), "{again}");
+}
+
+/// `login` to another account while the stored one is being restored wins:
+/// the restore ends its session instead of replacing the user's choice.
+#[tokio::test]
+async fn login_to_another_account_during_a_restore_supersedes_it() {
+    let (rig, _) = restoring(Duration::from_millis(300)).await;
+    let reply = rig
+        .core
+        .login(USER, Uin(10003), Secret::new("pw"), None)
+        .await
+        .unwrap();
+    assert!(reply.contains("logged in to QQ as 10003"), "{reply}");
+    settle_logins(&rig, 2).await;
+    assert_eq!(rig.core.login_of(USER), Some(Uin(10003)));
+    assert_eq!(*rig.net.logged_out.lock().unwrap(), vec![Uin(10001)]);
+}
+
+/// `logout` while a stored login is being restored stops it and forgets it.
+#[tokio::test]
+async fn logout_during_a_restore_stops_it_and_forgets_the_login() {
+    let (rig, store) = restoring(Duration::from_millis(300)).await;
+    let reply = rig.core.logout(USER).await.unwrap();
+    assert!(reply.contains("stopped logging in to QQ 10001"), "{reply}");
+    settle_logins(&rig, 1).await;
+    assert_eq!(rig.core.login_of(USER), None);
+    assert_eq!(*rig.net.logged_out.lock().unwrap(), vec![Uin(10001)]);
+    assert!(store.logins_of(USER).await.unwrap().is_empty());
 }
 
 /// A user's queue for QQ is bounded: while QQ is down, messages wait up to

@@ -15,6 +15,7 @@ use qqbridge::qq::webqq::crypto::{encrypt_password, friend_hash, uin_bytes};
 use qqbridge::qq::webqq::endpoints as ep;
 use qqbridge::qq::webqq::ptlogin::{format_check_vc, format_login_page};
 use qqbridge::qq::webqq::{WebqqConnector, WebqqOptions, CAPABILITIES};
+use qqbridge::qq::EventReceiver;
 use qqbridge::qq::{EndReason, LoginRequest, LoginStep, QqConnector, QqError, QqEvent, QqSession};
 use qqbridge::secret::Secret;
 use serde_json::{json, Value};
@@ -514,7 +515,7 @@ fn request(password: &str) -> LoginRequest {
     }
 }
 
-async fn login(base: &str, options: WebqqOptions) -> (Arc<dyn QqSession>, mpsc::Receiver<QqEvent>) {
+async fn login(base: &str, options: WebqqOptions) -> (Arc<dyn QqSession>, EventReceiver) {
     let (tx, rx) = mpsc::channel(64);
     let connector = WebqqConnector::with_options(base, options);
     match connector.login(request(PASSWORD), tx).await {
@@ -524,9 +525,9 @@ async fn login(base: &str, options: WebqqOptions) -> (Arc<dyn QqSession>, mpsc::
     }
 }
 
-async fn next_event(rx: &mut mpsc::Receiver<QqEvent>) -> QqEvent {
+async fn next_event(rx: &mut EventReceiver) -> QqEvent {
     match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
-        Ok(Some(event)) => event,
+        Ok(Some(event)) => *event,
         Ok(None) => panic!("the event channel closed"),
         Err(_) => panic!("no event within 10 s"),
     }

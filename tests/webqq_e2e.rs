@@ -19,6 +19,7 @@ use qqbridge::qq::http11::Http11Connector;
 use qqbridge::qq::sim::scenario::AccountSpec;
 use qqbridge::qq::sim::{self, Origin, Scenario, SimConfig, SimHandle};
 use qqbridge::qq::webqq::{WebqqConnector, WebqqOptions};
+use qqbridge::qq::EventReceiver;
 use qqbridge::qq::{
     EndReason, LoginRequest, LoginStep, PendingLogin, Protocol, QqConnector, QqError, QqEvent,
     QqSession,
@@ -107,7 +108,7 @@ fn request(uin: u64, password: &str) -> LoginRequest {
 /// A logged-in session and its events.
 struct Client {
     session: Arc<dyn QqSession>,
-    rx: mpsc::Receiver<QqEvent>,
+    rx: EventReceiver,
 }
 
 impl Client {
@@ -117,7 +118,7 @@ impl Client {
         let mut skipped = Vec::new();
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(event)) if pred(&event) => return event,
+                Ok(Some(event)) if pred(&event) => return *event,
                 Ok(Some(event)) => skipped.push(event),
                 Ok(None) => panic!("events closed while waiting for {what}; got {skipped:#?}"),
                 Err(_) => panic!("timed out waiting for {what}; got {skipped:#?}"),

@@ -169,6 +169,7 @@ fn bridge_yaml(args: &Args, dir: &Path, sim: SocketAddr, gateway: SocketAddr) ->
          database: {db}\n\
          qq:\n  protocol: {protocol}\n  server: http://{sim}\n  simulator: {{ enabled: false }}\n\
          irc:\n  gateway:\n    enabled: true\n    listen: {gateway}\n    max_clients: {max}\n\
+         \x20   max_clients_per_ip: {max}\n\
          matrix: {{ enabled: false }}\n\
          logging: {{ filter: warn }}\n",
         db = dir.join("bridge.db").display(),

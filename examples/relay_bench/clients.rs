@@ -383,7 +383,7 @@ impl QqUser {
         let place = place.to_owned();
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
-                if let QqEvent::Message { text, .. } = event {
+                if let QqEvent::Message { text, .. } = *event {
                     arrivals.record(&place, &render_plain(&text, FaceStyle::Name));
                 }
             }

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
 use qqbridge::config::PermissionLevel;
 use qqbridge::core::model::{
@@ -19,8 +18,8 @@ use qqbridge::core::model::{
 };
 use qqbridge::core::{BridgeCore, ChatSide, DeliveryError, SideEvent};
 use qqbridge::qq::{
-    AddOutcome, Capabilities, LoginRequest, LoginStep, Protocol, QqConnector, QqError, QqEvent,
-    QqSession,
+    AddOutcome, Capabilities, EventSender, LoginRequest, LoginStep, Protocol, QqConnector, QqError,
+    QqEvent, QqSession,
 };
 use qqbridge::store::{SqliteStore, Store};
 
@@ -28,7 +27,7 @@ use crate::stats::{CpuSample, Percentiles};
 
 /// A connector whose session hands its event sender to the benchmark.
 struct InstantConnector {
-    events: Mutex<Option<mpsc::Sender<QqEvent>>>,
+    events: Mutex<Option<EventSender>>,
 }
 
 #[async_trait]
@@ -40,7 +39,7 @@ impl QqConnector for InstantConnector {
     async fn login(
         &self,
         request: LoginRequest,
-        events: mpsc::Sender<QqEvent>,
+        events: EventSender,
     ) -> Result<LoginStep, QqError> {
         if let Ok(mut slot) = self.events.lock() {
             *slot = Some(events);
@@ -173,13 +172,13 @@ pub async fn measure(rate: f64, messages: usize) -> Result<CoreOverhead> {
         let text = format!("m{i}");
         let at = Instant::now();
         events
-            .send(QqEvent::Message {
+            .send(Box::new(QqEvent::Message {
                 chat: ChatId::Group(GroupNumber(20001)),
                 sender: Uin(10002),
                 sender_name: Some("bench".into()),
                 text: RichText::plain(text.clone()),
                 remote_id: Some(format!("r{i}")),
-            })
+            }))
             .await?;
         sent.push((text, at));
     }

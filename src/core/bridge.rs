@@ -9,18 +9,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::backoff::Backoff;
 use crate::config::PermissionLevel;
+use crate::core::buddy_list::BuddyList;
 use crate::core::echo::EchoGuard;
 use crate::core::model::{ChatId, Contact, GroupInfo, Presence, RichText, Uin};
 use crate::core::outbox::{Carried, Courier, Outbox};
 use crate::core::side::{chat_id_serde, ChatSide, DeliveryError, SideEvent};
 use crate::core::text;
 use crate::qq::{
-    EndReason, LoginRequest, LoginStep, PendingLogin, Protocol, QqConnector, QqError, QqEvent,
-    QqSession,
+    EndReason, EventReceiver, LoginRequest, LoginStep, PendingLogin, Protocol, QqConnector,
+    QqError, QqEvent, QqSession,
 };
 use crate::store::{MessageLink, QqLogin, Store, StoreError};
 
@@ -72,10 +73,30 @@ pub(crate) struct UserState {
     pub(crate) pending_captcha: Option<Box<dyn PendingLogin>>,
     pub(crate) pending_login: Option<(Uin, Protocol, crate::secret::Secret)>,
     /// Events of the session a pending captcha login will create.
-    pub(crate) pending_events: Option<mpsc::Receiver<QqEvent>>,
+    pub(crate) pending_events: Option<EventReceiver>,
     /// The image of that captcha, until a side shows it.
     pub(crate) pending_captcha_image: Option<Vec<u8>>,
-    pub(crate) contacts: HashMap<Uin, Contact>,
+    pub(crate) contacts: BuddyList,
+    /// A stored login being re-established after a restart: its QQ number,
+    /// and a nudge that cuts its retry wait short.
+    pub(crate) restoring: Option<(Uin, Arc<Notify>)>,
+}
+
+/// Who may make a user's session current in [`BridgeCore::attach_session`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attach {
+    /// A login the user asked for.
+    Asked,
+    /// The restore of a stored login, unless the user logged in to
+    /// another account meanwhile.
+    Restored,
+}
+
+/// What `login` found about the user before logging in.
+enum Before {
+    Nothing,
+    Session(Uin),
+    Restoring(Uin, Arc<Notify>),
 }
 
 pub struct BridgeCore {
@@ -193,12 +214,10 @@ impl BridgeCore {
         let Ok(users) = self.users.lock() else {
             return Vec::new();
         };
-        let mut list: Vec<Contact> = users
+        users
             .get(user)
-            .map(|u| u.contacts.values().cloned().collect())
-            .unwrap_or_default();
-        list.sort_by_key(|c| c.uin);
-        list
+            .map(|u| u.contacts.to_vec())
+            .unwrap_or_default()
     }
 
     /// The user's QQ groups (empty for protocols without groups).
@@ -212,7 +231,7 @@ impl BridgeCore {
 
     pub fn contact(&self, user: &str, uin: Uin) -> Option<Contact> {
         let users = self.users.lock().ok()?;
-        users.get(user)?.contacts.get(&uin).cloned()
+        users.get(user)?.contacts.get(uin).cloned()
     }
 
     /// Tells the core a user's side is reachable again (IRC client back):
@@ -350,7 +369,27 @@ impl BridgeCore {
         if self.permission(user).is_none() {
             return Err(CoreError::Forbidden);
         }
-        if let Some(current) = self.login_of(user) {
+        let current = match self.current_or_claim(user, uin) {
+            Before::Nothing => None,
+            Before::Session(current) => Some(current),
+            Before::Restoring(restoring, nudge) => {
+                // The same account is being logged in again from the stored
+                // login: a second session would fight it for the account.
+                let stored = self.store.logins_of(user).await?;
+                if !stored
+                    .iter()
+                    .any(|l| l.uin == restoring && l.password == password)
+                {
+                    return Err(QqError::BadCredentials.into());
+                }
+                nudge.notify_one();
+                return Ok(format!(
+                    "your QQ login {restoring} is being restored after the restart; \
+                     you will be told when it is up"
+                ));
+            }
+        };
+        if let Some(current) = current {
             // A user coming back (new IRC connection, bridge restarted)
             // proves it is them with the stored password and resumes the
             // live session instead of logging in twice.
@@ -381,6 +420,40 @@ impl BridgeCore {
         let step = connector.login(request, tx).await?;
         self.finish_login_step(user, uin, protocol, password, step, rx)
             .await
+    }
+
+    /// The user's current session, or a restore of the same account in
+    /// progress. A restore of another account is claimed (it will give up)
+    /// in the same lock, so a restore cannot attach between this check and
+    /// the login that follows it.
+    fn current_or_claim(&self, user: &str, uin: Uin) -> Before {
+        let Ok(mut users) = self.users.lock() else {
+            return Before::Nothing;
+        };
+        let Some(state) = users.get_mut(user) else {
+            return Before::Nothing;
+        };
+        if let Some(session) = &state.session {
+            return Before::Session(session.uin());
+        }
+        match state.restoring.take() {
+            Some((restoring, nudge)) if restoring == uin => {
+                state.restoring = Some((restoring, nudge.clone()));
+                Before::Restoring(restoring, nudge)
+            }
+            _ => Before::Nothing,
+        }
+    }
+
+    /// Whether a restore still owns the user's login (no `login` to
+    /// another account since).
+    fn still_restoring(&self, login: &QqLogin) -> bool {
+        self.users.lock().is_ok_and(|users| {
+            users
+                .get(&login.user)
+                .and_then(|s| s.restoring.as_ref())
+                .is_some_and(|(uin, _)| *uin == login.uin)
+        })
     }
 
     /// Continues a WebQQ login waiting for a captcha.
@@ -423,7 +496,7 @@ impl BridgeCore {
         protocol: Protocol,
         password: crate::secret::Secret,
         step: LoginStep,
-        rx: mpsc::Receiver<QqEvent>,
+        rx: EventReceiver,
     ) -> Result<String, CoreError> {
         match step {
             LoginStep::Done(session) => {
@@ -436,7 +509,7 @@ impl BridgeCore {
                         presence: Presence::Online,
                     })
                     .await?;
-                self.attach_session(user, session, rx).await;
+                self.attach_session(user, session, rx, Attach::Asked).await;
                 Ok(format!("logged in to QQ as {uin} ({protocol})"))
             }
             LoginStep::NeedCaptcha { image, pending } => {
@@ -456,12 +529,14 @@ impl BridgeCore {
     }
 
     /// Makes a logged-in session the user's current one and starts relaying.
+    /// Returns false when a restore lost to a login the user typed.
     async fn attach_session(
         &self,
         user: &str,
         session: Arc<dyn QqSession>,
-        rx: mpsc::Receiver<QqEvent>,
-    ) {
+        rx: EventReceiver,
+        how: Attach,
+    ) -> bool {
         let owner = session.uin();
         let contacts = session.contacts().await.unwrap_or_else(|e| {
             tracing::warn!(%owner, error = %e, "cannot read the buddy list");
@@ -469,8 +544,12 @@ impl BridgeCore {
         });
         if let Ok(mut users) = self.users.lock() {
             let state = users.entry(user.to_owned()).or_insert_with(empty_state);
+            let restoring = state.restoring.take();
+            if how == Attach::Restored && restoring.is_none_or(|(uin, _)| uin != owner) {
+                return false;
+            }
             state.session = Some(session.clone());
-            state.contacts = contacts.into_iter().map(|c| (c.uin, c)).collect();
+            state.contacts = BuddyList::new(contacts);
         }
         if let Some(core) = self.myself.upgrade() {
             let user = user.to_owned();
@@ -482,12 +561,20 @@ impl BridgeCore {
         if let Some(courier) = self.courier() {
             self.outbox.wake(&courier, &qq_destination(user));
         }
+        true
     }
 
     /// Logs the user out and forgets the stored login.
     pub async fn logout(&self, user: &str) -> Result<String, CoreError> {
         let session = self.detach_session(user);
         let Some(session) = session else {
+            // A stored login still being restored: stop it and forget it.
+            if let Some(uin) = self.take_restore(user) {
+                self.store.delete_login(user, uin).await?;
+                return Ok(format!(
+                    "stopped logging in to QQ {uin} again and forgot it"
+                ));
+            }
             return Ok("you are not logged in".to_owned());
         };
         let uin = session.uin();
@@ -501,7 +588,7 @@ impl BridgeCore {
     fn detach_session(&self, user: &str) -> Option<Arc<dyn QqSession>> {
         let mut users = self.users.lock().ok()?;
         let state = users.get_mut(user)?;
-        state.contacts.clear();
+        state.contacts = BuddyList::default();
         state.session.take()
     }
 
@@ -537,13 +624,33 @@ impl BridgeCore {
             let Some(core) = self.myself.upgrade() else {
                 break;
             };
+            let nudge = Arc::new(Notify::new());
+            if let Ok(mut users) = self.users.lock() {
+                let state = users.entry(login.user.clone()).or_insert_with(empty_state);
+                state.restoring = Some((login.uin, nudge.clone()));
+            }
             let slots = slots.clone();
-            tokio::spawn(async move { core.restore_login(login, &slots).await });
+            tokio::spawn(async move { core.restore_login(login, &slots, &nudge).await });
         }
         Ok(count)
     }
 
-    async fn restore_login(&self, login: QqLogin, slots: &Semaphore) {
+    async fn restore_login(&self, login: QqLogin, slots: &Semaphore, nudge: &Notify) {
+        self.try_restore_login(&login, slots, nudge).await;
+        // Given up (captcha, refused) or done: a `login` typed from now on
+        // is an ordinary one.
+        if self.still_restoring(&login) {
+            self.take_restore(&login.user);
+        }
+    }
+
+    /// Ends a user's pending restore; returns its QQ number.
+    fn take_restore(&self, user: &str) -> Option<Uin> {
+        let mut users = self.users.lock().ok()?;
+        users.get_mut(user)?.restoring.take().map(|(uin, _)| uin)
+    }
+
+    async fn try_restore_login(&self, login: &QqLogin, slots: &Semaphore, nudge: &Notify) {
         let Some(connector) = self.connectors.get(&login.protocol).cloned() else {
             tracing::warn!(uin = %login.uin, protocol = %login.protocol, "stored login uses an unavailable protocol");
             return;
@@ -564,8 +671,17 @@ impl BridgeCore {
             };
             match attempt {
                 Ok(LoginStep::Done(session)) => {
-                    self.attach_session(&login.user, session, rx).await;
-                    tracing::info!(user = %login.user, uin = %login.uin, "restored QQ login");
+                    if self
+                        .attach_session(&login.user, session.clone(), rx, Attach::Restored)
+                        .await
+                    {
+                        tracing::info!(user = %login.user, uin = %login.uin, "restored QQ login");
+                    } else {
+                        tracing::info!(user = %login.user, uin = %login.uin, "the user logged in to another account meanwhile; the restored login ends");
+                        if let Err(e) = session.logout().await {
+                            tracing::debug!(uin = %login.uin, error = %e, "logout of the superseded restore failed");
+                        }
+                    }
                     return;
                 }
                 Ok(LoginStep::NeedCaptcha { .. }) => {
@@ -584,7 +700,14 @@ impl BridgeCore {
                 }
                 Err(e @ (QqError::Unreachable(_) | QqError::Throttled | QqError::Protocol(_))) => {
                     tracing::warn!(uin = %login.uin, error = %e, "re-login failed; retrying");
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    if !self.still_restoring(login) {
+                        return;
+                    }
+                    // The user typing `login` for this account retries now.
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
+                        _ = nudge.notified() => {}
+                    }
                 }
                 Err(e) => {
                     let _ = self
@@ -602,11 +725,14 @@ impl BridgeCore {
     }
 
     /// Reads one session's events until it ends.
-    async fn pump_events(&self, user: String, owner: Uin, mut rx: mpsc::Receiver<QqEvent>) {
+    async fn pump_events(&self, user: String, owner: Uin, mut rx: EventReceiver) {
         while let Some(event) = rx.recv().await {
             let span = tracing::debug_span!("qq_event", %user, %owner);
             let _enter = span.enter();
-            let result = self.handle_qq_event(&user, owner, event).await;
+            // Boxed, like every per-user loop's work: the handler's state
+            // exists only while an event is handled, so the task of an idle
+            // session stays small (README, Performance: 10,000 sessions).
+            let result = Box::pin(self.handle_qq_event(&user, owner, *event)).await;
             if let Err(e) = result {
                 tracing::error!(error = %e, "cannot relay a QQ event");
             }
@@ -668,7 +794,7 @@ impl BridgeCore {
             }
             QqEvent::Presence { uin, presence } => {
                 if let Ok(mut users) = self.users.lock() {
-                    if let Some(c) = users.get_mut(user).and_then(|s| s.contacts.get_mut(&uin)) {
+                    if let Some(c) = users.get_mut(user).and_then(|s| s.contacts.get_mut(uin)) {
                         c.presence = presence;
                     }
                 }
@@ -724,7 +850,7 @@ impl BridgeCore {
             Ok(list) => {
                 if let Ok(mut users) = self.users.lock() {
                     if let Some(state) = users.get_mut(user) {
-                        state.contacts = list.into_iter().map(|c| (c.uin, c)).collect();
+                        state.contacts = BuddyList::new(list);
                     }
                 }
             }
@@ -849,12 +975,13 @@ impl BridgeCore {
 
 fn empty_state() -> UserState {
     UserState {
+        restoring: None,
         session: None,
         pending_captcha: None,
         pending_login: None,
         pending_events: None,
         pending_captcha_image: None,
-        contacts: HashMap::new(),
+        contacts: BuddyList::default(),
     }
 }
 

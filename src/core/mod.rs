@@ -4,6 +4,7 @@
 
 pub mod bot;
 pub mod bridge;
+pub mod buddy_list;
 pub mod command;
 pub mod echo;
 pub mod faces;

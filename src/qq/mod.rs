@@ -93,6 +93,14 @@ pub trait PendingLogin: Send {
     async fn submit_captcha(self: Box<Self>, code: String) -> Result<LoginStep, QqError>;
 }
 
+/// Where a session sends its events. Boxed events: a channel's first
+/// block has room for 32 of them per session from the start, and a box is a
+/// pointer where a message event is over a hundred bytes (README,
+/// Performance: 10,000 sessions).
+pub type EventSender = mpsc::Sender<Box<QqEvent>>;
+/// The core's end of a session's [`EventSender`].
+pub type EventReceiver = mpsc::Receiver<Box<QqEvent>>;
+
 /// Creates sessions for one protocol against one server.
 #[async_trait]
 pub trait QqConnector: Send + Sync {
@@ -100,11 +108,8 @@ pub trait QqConnector: Send + Sync {
     /// Logs in. Events of the new session are sent to `events` until the
     /// session ends; the last event of a session is always
     /// [`QqEvent::SessionEnded`].
-    async fn login(
-        &self,
-        request: LoginRequest,
-        events: mpsc::Sender<QqEvent>,
-    ) -> Result<LoginStep, QqError>;
+    async fn login(&self, request: LoginRequest, events: EventSender)
+        -> Result<LoginStep, QqError>;
 }
 
 /// What a protocol can do, so the core can answer "not supported by this

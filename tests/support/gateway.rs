@@ -83,7 +83,7 @@ pub struct FakeNet {
     pub presence_set: Mutex<Vec<(Uin, Presence)>>,
     /// (account, uin, accept) of every friend request answered.
     pub answered: Mutex<Vec<(Uin, Uin, bool)>>,
-    pub events: Mutex<HashMap<Uin, mpsc::Sender<QqEvent>>>,
+    pub events: Mutex<HashMap<Uin, EventSender>>,
     pub logins: Mutex<Vec<Uin>>,
     pub logouts: Mutex<Vec<Uin>>,
     /// When set, every send fails with this error.
@@ -166,7 +166,7 @@ impl FakeNet {
             .get(&Uin(owner))
             .cloned()
             .expect("account logged in");
-        tx.send(event).await.expect("core listens");
+        tx.send(Box::new(event)).await.expect("core listens");
     }
 
     /// A buddy message from `from` to `owner`.
@@ -247,7 +247,7 @@ impl QqConnector for FakeConnector {
     async fn login(
         &self,
         request: LoginRequest,
-        events: mpsc::Sender<QqEvent>,
+        events: EventSender,
     ) -> Result<LoginStep, QqError> {
         let expected = self.0.passwords.lock().unwrap().get(&request.uin).cloned();
         if expected.as_deref() != Some(request.password.expose()) {
@@ -366,7 +366,7 @@ impl QqSession for FakeSession {
                 .push(contact(uin.0, &nick, Presence::Online));
             let tx = self.net.events.lock().unwrap().get(&self.uin).cloned();
             if let Some(tx) = tx {
-                let _ = tx.send(QqEvent::ContactsChanged).await;
+                let _ = tx.send(Box::new(QqEvent::ContactsChanged)).await;
             }
         }
         Ok(())
@@ -384,7 +384,9 @@ impl QqSession for FakeSession {
         self.net.logouts.lock().unwrap().push(self.uin);
         let tx = self.net.events.lock().unwrap().remove(&self.uin);
         if let Some(tx) = tx {
-            let _ = tx.send(QqEvent::SessionEnded(EndReason::LoggedOut)).await;
+            let _ = tx
+                .send(Box::new(QqEvent::SessionEnded(EndReason::LoggedOut)))
+                .await;
         }
         Ok(())
     }

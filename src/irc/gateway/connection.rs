@@ -164,7 +164,8 @@ impl ClientLink {
 pub(crate) struct Conn {
     pub gw: Arc<Gateway>,
     pub link: Arc<ClientLink>,
-    pub bot: mpsc::Sender<BotJob>,
+    /// Boxed jobs: the channel holds room for 32 from the start, per connection.
+    pub bot: mpsc::Sender<Box<BotJob>>,
     pub reg: Registration,
     /// Stop reading (QUIT, bad password).
     pub quit: bool,
@@ -181,7 +182,7 @@ impl Conn {
 
     /// Hands a job to this connection's bot worker (in order).
     pub async fn bot_job(&self, job: BotJob) {
-        if self.bot.send(job).await.is_err() {
+        if self.bot.send(Box::new(job)).await.is_err() {
             tracing::debug!(client = self.link.id, "bot worker gone");
         }
     }
@@ -252,7 +253,9 @@ impl Conn {
                         last_heard = Instant::now();
                         ping_sent = None;
                         flood.take().await;
-                        self.handle_frame(frame).await;
+                        // Boxed: a command's handling state is held only
+                        // while it runs, not by every idle connection.
+                        Box::pin(self.handle_frame(frame)).await;
                     }
                     Ok(None) => break,
                     Err(e) => {

@@ -127,7 +127,7 @@ struct Worker {
 pub(crate) async fn bot_worker(
     gw: Arc<Gateway>,
     link: Arc<ClientLink>,
-    mut jobs: mpsc::Receiver<BotJob>,
+    mut jobs: mpsc::Receiver<Box<BotJob>>,
 ) {
     let mut worker = Worker {
         gw,
@@ -138,22 +138,28 @@ pub(crate) async fn bot_worker(
         if worker.link.is_closed() {
             break;
         }
-        match job {
-            BotJob::Line { text, reply_to } => worker.line(&text, &reply_to).await,
-            BotJob::Oper { uin, password } => match uin.parse::<Uin>() {
-                Ok(uin) => worker.login(uin, password, None, CONTROL_CHANNEL).await,
-                Err(_) => worker.say(
-                    CONTROL_CHANNEL,
-                    &["/OPER <qq number> <password>: that is not a QQ number".to_owned()],
-                ),
-            },
-            BotJob::Away(reason) => worker.away(reason).await,
-            BotJob::Whois(nick) => worker.whois(&nick).await,
-        }
+        // Boxed: a job (a login above all) has a large state, held only
+        // while it runs, not by every idle connection's worker.
+        Box::pin(worker.job(*job)).await;
     }
 }
 
 impl Worker {
+    async fn job(&mut self, job: BotJob) {
+        match job {
+            BotJob::Line { text, reply_to } => self.line(&text, &reply_to).await,
+            BotJob::Oper { uin, password } => match uin.parse::<Uin>() {
+                Ok(uin) => self.login(uin, password, None, CONTROL_CHANNEL).await,
+                Err(_) => self.say(
+                    CONTROL_CHANNEL,
+                    &["/OPER <qq number> <password>: that is not a QQ number".to_owned()],
+                ),
+            },
+            BotJob::Away(reason) => self.away(reason).await,
+            BotJob::Whois(nick) => self.whois(&nick).await,
+        }
+    }
+
     fn server(&self) -> String {
         self.gw.settings.server_name.clone()
     }

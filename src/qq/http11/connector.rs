@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::codec::PasswordHash;
@@ -23,7 +22,8 @@ use super::session::Http11Session;
 use super::transport::Transport;
 use super::wire::Wire;
 use crate::core::model::Presence;
-use crate::qq::{LoginRequest, LoginStep, Protocol, QqConnector, QqError, QqEvent};
+use crate::qq::EventSender;
+use crate::qq::{LoginRequest, LoginStep, Protocol, QqConnector, QqError};
 
 /// Logs in to the HTTP QQ 1.1 server at one address.
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ impl Http11Connector {
     async fn log_in(
         &self,
         request: LoginRequest,
-        events: mpsc::Sender<QqEvent>,
+        events: EventSender,
         span: tracing::Span,
     ) -> Result<LoginStep, QqError> {
         // The only use of the clear-text password.
@@ -149,7 +149,7 @@ impl QqConnector for Http11Connector {
     async fn login(
         &self,
         request: LoginRequest,
-        events: mpsc::Sender<QqEvent>,
+        events: EventSender,
     ) -> Result<LoginStep, QqError> {
         let span = tracing::info_span!("qq_session", protocol = "http11", uin = %request.uin);
         self.log_in(request, events, span.clone())

@@ -32,10 +32,44 @@ struct Identity {
 struct Book {
     /// In the server's List order (the order friends were added).
     contacts: Vec<Contact>,
-    /// Nicks and faces learned so far, including of people no longer listed.
+    /// Nicks and faces learned of people not in `contacts` (strangers, and
+    /// buddies no longer listed); the listed ones are only kept there, as
+    /// every session holds this book (README, Performance).
     known: HashMap<Uin, Identity>,
     own_nick: Option<String>,
     stale: bool,
+}
+
+impl Book {
+    /// What is known of `uin`'s name and avatar. A listed buddy whose nick
+    /// could not be read (the number stands in) counts as unknown, so the
+    /// next refresh asks again.
+    fn identity(&self, uin: Uin) -> Option<Identity> {
+        match self.contacts.iter().find(|c| c.uin == uin) {
+            Some(c) if c.nick != uin.to_string() => Some(Identity {
+                nick: c.nick.clone(),
+                face: c.face,
+            }),
+            _ => self.known.get(&uin).cloned(),
+        }
+    }
+
+    /// Replaces the list; people who left it stay known by name.
+    fn replace_contacts(&mut self, contacts: Vec<Contact>) {
+        let old = std::mem::replace(&mut self.contacts, contacts);
+        for c in old {
+            if !self.contacts.iter().any(|n| n.uin == c.uin) && c.nick != c.uin.to_string() {
+                self.known.entry(c.uin).or_insert(Identity {
+                    nick: c.nick,
+                    face: c.face,
+                });
+            }
+        }
+        for c in &self.contacts {
+            self.known.remove(&c.uin);
+        }
+        self.known.shrink_to_fit();
+    }
 }
 
 /// The cached buddy list of one session.
@@ -66,7 +100,7 @@ impl ContactBook {
     }
 
     pub fn nick_of(&self, uin: Uin) -> Option<String> {
-        self.with(|b| b.known.get(&uin).map(|k| k.nick.clone()))
+        self.with(|b| b.identity(uin).map(|k| k.nick))
     }
 
     pub fn mark_stale(&self) {
@@ -164,7 +198,7 @@ impl ContactBook {
             if let Some(me) = online.iter().find(|o| Uin(o.uin) == own) {
                 b.own_nick = Some(me.nick.clone());
             }
-            b.contacts = contacts.clone();
+            b.replace_contacts(contacts.clone());
             b.stale = false;
         });
         if self.own_nick().is_none() {
@@ -176,7 +210,7 @@ impl ContactBook {
     }
 
     async fn identity_or_fetch(&self, link: &SessionLink, uin: Uin) -> Result<Identity, QqError> {
-        if let Some(known) = self.with(|b| b.known.get(&uin).cloned()) {
+        if let Some(known) = self.with(|b| b.identity(uin)) {
             return Ok(known);
         }
         match self.fetch_identity(link, uin).await {

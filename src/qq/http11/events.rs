@@ -10,9 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use tokio::sync::mpsc;
-
-use crate::qq::{EndReason, QqEvent};
+use crate::qq::{EndReason, EventSender, QqEvent};
 
 #[derive(Debug, Default, Clone)]
 struct SinkState {
@@ -23,14 +21,14 @@ struct SinkState {
 /// Where a session's events go.
 #[derive(Debug)]
 pub(crate) struct EventSink {
-    tx: mpsc::Sender<QqEvent>,
+    tx: EventSender,
     state: Mutex<SinkState>,
     /// Mirror of `state.ended`, readable without the lock.
     ended: AtomicBool,
 }
 
 impl EventSink {
-    pub fn new(tx: mpsc::Sender<QqEvent>) -> Self {
+    pub fn new(tx: EventSender) -> Self {
         EventSink {
             tx,
             state: Mutex::new(SinkState::default()),
@@ -69,7 +67,7 @@ impl EventSink {
         };
         self.ended.store(state.ended, Ordering::Release);
         match permit {
-            Some(permit) => permit.send(event),
+            Some(permit) => permit.send(Box::new(event)),
             None => tracing::debug!("nobody listens to this session's events any more"),
         }
         true
@@ -139,6 +137,7 @@ impl EventSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::mpsc;
 
     #[tokio::test]
     async fn one_reconnecting_per_outage_and_nothing_after_the_end() {
@@ -156,7 +155,7 @@ mod tests {
         drop(sink);
         let mut events = Vec::new();
         while let Some(event) = rx.recv().await {
-            events.push(event);
+            events.push(*event);
         }
         assert_eq!(
             events,

@@ -41,7 +41,9 @@ pub(crate) async fn run(link: Arc<SessionLink>, book: Arc<ContactBook>) {
         if link.is_closing() || link.events.is_closed() {
             break;
         }
-        delay = match poll_once(&link, &book).await {
+        // Boxed: the exchange's state lives only during a poll, not in
+        // every idle session's task between polls.
+        delay = match Box::pin(poll_once(&link, &book)).await {
             Polled::Messages(0) => {
                 outage.reset();
                 throttled.reset();

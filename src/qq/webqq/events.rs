@@ -4,21 +4,21 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::Mutex;
 
-use crate::qq::{EndReason, QqEvent};
+use crate::qq::{EndReason, EventSender, QqEvent};
 
 #[derive(Debug)]
 pub struct EventSink {
     /// `None` once the session ended; the lock orders every send before or
     /// after `SessionEnded`.
-    tx: Mutex<Option<mpsc::Sender<QqEvent>>>,
+    tx: Mutex<Option<EventSender>>,
     ended: AtomicBool,
     reconnecting: AtomicBool,
 }
 
 impl EventSink {
-    pub fn new(tx: mpsc::Sender<QqEvent>) -> Self {
+    pub fn new(tx: EventSender) -> Self {
         EventSink {
             tx: Mutex::new(Some(tx)),
             ended: AtomicBool::new(false),
@@ -31,7 +31,7 @@ impl EventSink {
     pub async fn emit(&self, event: QqEvent) -> bool {
         let tx = self.tx.lock().await;
         match tx.as_ref() {
-            Some(tx) => tx.send(event).await.is_ok(),
+            Some(tx) => tx.send(Box::new(event)).await.is_ok(),
             None => false,
         }
     }
@@ -60,7 +60,7 @@ impl EventSink {
             return;
         }
         if let Some(tx) = tx.take() {
-            let _ = tx.send(QqEvent::SessionEnded(reason)).await;
+            let _ = tx.send(Box::new(QqEvent::SessionEnded(reason))).await;
         }
     }
 
@@ -82,6 +82,7 @@ impl EventSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::mpsc;
 
     #[tokio::test]
     async fn session_ended_is_sent_once_and_last() {
@@ -97,7 +98,7 @@ mod tests {
         drop(sink);
         let mut got = Vec::new();
         while let Some(e) = rx.recv().await {
-            got.push(e);
+            got.push(*e);
         }
         assert_eq!(
             got,

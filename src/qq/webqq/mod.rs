@@ -37,10 +37,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
 use crate::qq::{
-    Capabilities, LoginRequest, LoginStep, PendingLogin, Protocol, QqConnector, QqError, QqEvent,
+    Capabilities, EventSender, LoginRequest, LoginStep, PendingLogin, Protocol, QqConnector,
+    QqError,
 };
 
 pub use session::WebqqSession;
@@ -118,7 +118,7 @@ impl QqConnector for WebqqConnector {
     async fn login(
         &self,
         request: LoginRequest,
-        events: mpsc::Sender<QqEvent>,
+        events: EventSender,
     ) -> Result<LoginStep, QqError> {
         let transport = Arc::new(transport::Transport::new(&self.base_url)?);
         let creds = login::Credentials {
@@ -137,7 +137,7 @@ async fn finish_step(
     progress: login::Progress,
     transport: Arc<transport::Transport>,
     creds: login::Credentials,
-    events: mpsc::Sender<QqEvent>,
+    events: EventSender,
     options: WebqqOptions,
 ) -> Result<LoginStep, QqError> {
     match progress {
@@ -164,7 +164,7 @@ struct WebqqPendingLogin {
     transport: Arc<transport::Transport>,
     creds: login::Credentials,
     wait: login::CaptchaWait,
-    events: mpsc::Sender<QqEvent>,
+    events: EventSender,
     options: WebqqOptions,
 }
 

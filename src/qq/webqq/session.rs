@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rand::Rng;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::aliases::Aliases;
 use super::api::{Api, UinKind};
@@ -24,7 +24,8 @@ use super::{WebqqOptions, CAPABILITIES};
 use crate::core::model::{
     ChatId, Contact, GroupInfo, Presence, Profile, RichText, SearchCriteria, Uin,
 };
-use crate::qq::{AddOutcome, Capabilities, EndReason, Protocol, QqError, QqEvent, QqSession};
+use crate::qq::EventSender;
+use crate::qq::{AddOutcome, Capabilities, EndReason, Protocol, QqError, QqSession};
 use crate::secret::Secret;
 
 /// The state every task of one session shares.
@@ -95,7 +96,7 @@ pub(super) async fn start(
     transport: Arc<Transport>,
     creds: Credentials,
     logged_in: LoggedIn,
-    events: mpsc::Sender<QqEvent>,
+    events: EventSender,
     options: WebqqOptions,
 ) -> Arc<WebqqSession> {
     let (stop, _) = watch::channel(false);
