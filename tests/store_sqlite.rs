@@ -841,3 +841,34 @@ async fn a_link_and_its_queued_message_are_stored_together_or_not_at_all() {
     assert_eq!(store.pending_count("qq:@a:x").await.unwrap(), 1);
     assert_eq!(store.pending_count("qq:@b:x").await.unwrap(), 0);
 }
+
+/// Commits do not checkpoint the write-ahead log themselves any more (that
+/// put a multi-millisecond stall on every few hundredth message); a
+/// background thread folds it into the database file shortly after.
+#[tokio::test]
+async fn the_log_reaches_the_database_file_without_a_commit_checkpointing() {
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let store = SqliteStore::open(&path).unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let payload = "x".repeat(1000);
+    for _ in 0..2000 {
+        store.enqueue("qq:1", "lane", &payload).await.unwrap();
+    }
+    // 2 MB of payloads in a few thousand log pages: below the commits' own
+    // checkpoint threshold (10,000 pages), so only the background thread
+    // can have moved them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = std::fs::metadata(&path).unwrap().len();
+        if now > before + 1_500_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "database file still {now} bytes (was {before}): no checkpoint"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.pending_count("qq:1").await.unwrap(), 2000);
+}

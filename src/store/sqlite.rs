@@ -6,6 +6,7 @@
 //! operation runs on tokio's blocking pool behind a mutex; the async runtime
 //! never waits on disk.
 
+mod checkpointer;
 mod linked;
 mod matrix;
 mod migrations;
@@ -48,6 +49,9 @@ const MAX_ERROR_CHARS: usize = 2000;
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Background WAL checkpoints for a database on disk (see
+    /// [`checkpointer`]); they stop when the last clone is dropped.
+    _checkpointer: Option<Arc<checkpointer::Checkpointer>>,
     /// For `Debug` only; `None` for an in-memory database.
     path: Option<PathBuf>,
 }
@@ -91,10 +95,22 @@ impl SqliteStore {
         restrict_mode(path).map_err(|e| open_err(format!("cannot restrict permissions: {e}")))?;
 
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
-        let store = Self::init(conn, Some(path.to_owned())).map_err(|e| match e {
+        let mut store = Self::init(conn, Some(path.to_owned())).map_err(|e| match e {
             StoreError::Database(reason) => open_err(reason),
             other => other,
         })?;
+        if let Some(checkpoints) = checkpointer::Checkpointer::start(path) {
+            // The migrations above have created the WAL; from now on the
+            // thread keeps it short and commits only checkpoint as a backstop.
+            if let Ok(conn) = store.conn.lock() {
+                if let Err(e) =
+                    conn.pragma_update(None, "wal_autocheckpoint", checkpointer::BACKSTOP_PAGES)
+                {
+                    tracing::warn!(error = %e, "cannot move checkpoints off the commits");
+                }
+            }
+            store._checkpointer = Some(Arc::new(checkpoints));
+        }
 
         // SQLite gives -wal and -shm the main file's mode, but a file left by
         // an older build or created under another umask may be more open.
@@ -141,6 +157,7 @@ impl SqliteStore {
         migrations::migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            _checkpointer: None,
             path,
         })
     }
