@@ -15,7 +15,7 @@ use qqbridge::config::PermissionLevel;
 use qqbridge::core::bot::CommandContext;
 use qqbridge::core::bridge::RESTORE_CONCURRENCY;
 use qqbridge::core::model::*;
-use qqbridge::core::{BridgeCore, ChatSide, DeliveryError, SideEvent};
+use qqbridge::core::{BridgeCore, ChatSide, CoreError, DeliveryError, SideEvent};
 use qqbridge::qq::*;
 use qqbridge::secret::Secret;
 use qqbridge::store::{QqLogin, SqliteStore, Store};
@@ -544,16 +544,7 @@ async fn stored_logins_are_restored_a_bounded_number_at_a_time() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("b.db")).unwrap());
     let users = RESTORE_CONCURRENCY * 3;
     for i in 0..users {
-        store
-            .save_login(&QqLogin {
-                user: format!("fake:user{i}"),
-                uin: Uin(20_000 + i as u64),
-                protocol: Protocol::Http11,
-                password: Secret::new("pw"),
-                presence: Presence::Online,
-            })
-            .await
-            .unwrap();
+        save_login(&store, &format!("fake:user{i}"), 20_000 + i as u64).await;
     }
     let net = Arc::new(FakeNet::default());
     *net.login_delay.lock().unwrap() = Some(Duration::from_millis(30));
@@ -577,21 +568,19 @@ async fn stored_logins_are_restored_a_bounded_number_at_a_time() {
 /// A stored login for `USER` as 10001, restored with logins taking `delay`.
 async fn restoring(delay: Duration) -> (Rig, Arc<dyn Store>) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
-    store
-        .save_login(&QqLogin {
-            user: USER.to_owned(),
-            uin: Uin(10001),
-            protocol: Protocol::Http11,
-            password: Secret::new("pw"),
-            presence: Presence::Online,
-        })
-        .await
-        .unwrap();
+    save_login(&store, USER, 10001).await;
     let net = Arc::new(FakeNet::default());
     *net.login_delay.lock().unwrap() = Some(delay);
     let rig = rig_with(store.clone(), net);
     assert_eq!(rig.core.restore_logins().await.unwrap(), 1);
     (rig, store)
+}
+
+/// `login <uin> <password>` as `USER` types it.
+async fn type_login(rig: &Rig, uin: u64, password: &str) -> Result<String, CoreError> {
+    rig.core
+        .login(USER, Uin(uin), Secret::new(password), None)
+        .await
 }
 
 async fn settle_logins(rig: &Rig, n: u32) {
@@ -612,27 +601,16 @@ async fn settle_logins(rig: &Rig, n: u32) {
 #[tokio::test]
 async fn login_during_the_restore_of_the_same_account_makes_one_session() {
     let (rig, _) = restoring(Duration::from_millis(300)).await;
-    let reply = rig
-        .core
-        .login(USER, Uin(10001), Secret::new("pw"), None)
-        .await
-        .unwrap();
+    let reply = type_login(&rig, 10001, "pw").await.unwrap();
     assert!(reply.contains("being restored"), "{reply}");
-    let wrong = rig
-        .core
-        .login(USER, Uin(10001), Secret::new("nope"), None)
-        .await;
+    let wrong = type_login(&rig, 10001, "nope").await;
     assert!(wrong.is_err(), "a wrong password is refused: {wrong:?}");
     settle_logins(&rig, 1).await;
     assert_eq!(*rig.net.logins.lock().unwrap(), 1, "one login exchange");
     assert_eq!(rig.core.login_of(USER), Some(Uin(10001)));
     assert!(rig.net.logged_out.lock().unwrap().is_empty());
     // Once restored, `login` again resumes it.
-    let again = rig
-        .core
-        .login(USER, Uin(10001), Secret::new("pw"), None)
-        .await
-        .unwrap();
+    let again = type_login(&rig, 10001, "pw").await.unwrap();
     assert!(again.contains("resumed"), "{again}");
 }
 
@@ -641,11 +619,7 @@ async fn login_during_the_restore_of_the_same_account_makes_one_session() {
 #[tokio::test]
 async fn login_to_another_account_during_a_restore_supersedes_it() {
     let (rig, _) = restoring(Duration::from_millis(300)).await;
-    let reply = rig
-        .core
-        .login(USER, Uin(10003), Secret::new("pw"), None)
-        .await
-        .unwrap();
+    let reply = type_login(&rig, 10003, "pw").await.unwrap();
     assert!(reply.contains("logged in to QQ as 10003"), "{reply}");
     settle_logins(&rig, 2).await;
     assert_eq!(rig.core.login_of(USER), Some(Uin(10003)));
@@ -662,6 +636,20 @@ async fn logout_during_a_restore_stops_it_and_forgets_the_login() {
     assert_eq!(rig.core.login_of(USER), None);
     assert_eq!(*rig.net.logged_out.lock().unwrap(), vec![Uin(10001)]);
     assert!(store.logins_of(USER).await.unwrap().is_empty());
+}
+
+/// Stores a login with the fake network's password, as `login` leaves it.
+async fn save_login(store: &Arc<dyn Store>, user: &str, uin: u64) {
+    store
+        .save_login(&QqLogin {
+            user: user.to_owned(),
+            uin: Uin(uin),
+            protocol: Protocol::Http11,
+            password: Secret::new("pw"),
+            presence: Presence::Online,
+        })
+        .await
+        .unwrap();
 }
 
 /// A user's queue for QQ is bounded: while QQ is down, messages wait up to
