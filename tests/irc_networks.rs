@@ -464,6 +464,59 @@ async fn an_idle_puppet_leaves_and_its_next_messages_bring_it_back_in_order() {
     }
 }
 
+/// A burst from one speaker, once its puppet is in the channel, goes out
+/// in runs behind one confirming PING each (`carry_run`): every line
+/// arrives once and in order, including when speakers then alternate.
+#[tokio::test]
+async fn a_burst_from_one_speaker_arrives_complete_and_in_order() {
+    let irc = ngircd(NgircdOptions::without_flood_control()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    let yaml = network_yaml(
+        &irc,
+        "channels: [{channel: \"#qq\", group: 20001}]\n\
+         limits: {messages_per_second: 10000, message_burst: 1000}\n",
+    );
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    alice
+        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
+        .await;
+    bridge.qq_says(20001, 10002, "开始");
+    assert_eq!(alice.said("WeiCheng[qq]", "#qq").await, "开始");
+
+    // 100 from one speaker (runs of up to 32), then 10 alternating.
+    let mut expected = Vec::new();
+    for i in 1..=100 {
+        let text = format!("连发 {i}");
+        bridge.qq_says(20001, 10002, &text);
+        expected.push(("WeiCheng[qq]", text));
+    }
+    bridge.qq_says(20001, 10003, "插话");
+    expected.push(("HackfanHao[qq]", "插话".to_owned()));
+    for i in 1..=10 {
+        let (uin, nick) = if i % 2 == 0 {
+            (10002, "WeiCheng[qq]")
+        } else {
+            (10003, "HackfanHao[qq]")
+        };
+        let text = format!("轮流 {i}");
+        bridge.qq_says(20001, uin, &text);
+        expected.push((nick, text));
+    }
+    let mut seen = Vec::new();
+    while seen.len() < expected.len() {
+        let m = tokio::time::timeout(WAIT, alice.next())
+            .await
+            .unwrap_or_else(|_| panic!("only got {} lines: {seen:?}", seen.len()));
+        for nick in ["WeiCheng[qq]", "HackfanHao[qq]"] {
+            if let Some(text) = privmsg(&m, nick, "#qq") {
+                seen.push((nick, text));
+            }
+        }
+    }
+    assert_eq!(seen, expected);
+}
+
 #[tokio::test]
 async fn two_hundred_puppets_join_under_flood_control_and_all_speak_in_order() {
     const MEMBERS: u64 = 200;

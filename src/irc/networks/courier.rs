@@ -318,10 +318,10 @@ impl Network {
             let Voice::Puppet { uin, .. } = out.voice else {
                 break;
             };
-            let same = run.first().is_none_or(|first: &(Uin, ToIrc)| {
-                first.0 == uin && first.1.target == out.target && !out.notice
+            let joins_run = run.first().is_none_or(|(first, head): &(Uin, ToIrc)| {
+                *first == uin && head.target == out.target
             });
-            if !same || out.notice {
+            if out.notice || !joins_run {
                 break;
             }
             run.push((uin, out));
