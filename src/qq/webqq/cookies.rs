@@ -1,4 +1,5 @@
-//! The session's cookie jar, plugged into reqwest as its cookie store.
+//! The session's cookie jar; the transport sends it with every request and
+//! fills it from every reply (the HTTP client is shared by all sessions).
 //!
 //! WebQQ spreads its cookies over `qq.com`, `ptlogin2.qq.com` and
 //! `web2.qq.com` (webqq.md §3.1). This client reaches every host through
@@ -14,9 +15,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use reqwest::header::HeaderValue;
-use reqwest::Url;
 
 /// At most this many cookies are kept; further new names are ignored.
 const MAX_COOKIES: usize = 64;
@@ -154,20 +152,6 @@ fn expires_in_a_past_year(date: &str) -> bool {
     // Close enough for "is it an earlier year" (leap days do not matter).
     let this_year = 1970 + now_secs / 31_556_952;
     year < this_year
-}
-
-impl reqwest::cookie::CookieStore for CookieJar {
-    fn set_cookies(&self, cookie_headers: &mut dyn Iterator<Item = &HeaderValue>, _url: &Url) {
-        for header in cookie_headers {
-            if let Ok(text) = std::str::from_utf8(header.as_bytes()) {
-                self.apply_set_cookie(text);
-            }
-        }
-    }
-
-    fn cookies(&self, _url: &Url) -> Option<HeaderValue> {
-        HeaderValue::from_str(&self.header_text()?).ok()
-    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ mod session;
 mod translate;
 mod transport;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -92,6 +92,8 @@ impl Default for WebqqOptions {
 pub struct WebqqConnector {
     base_url: String,
     options: WebqqOptions,
+    /// Made at the first login, then shared by every login (and clone).
+    client: Arc<OnceLock<reqwest::Client>>,
 }
 
 impl WebqqConnector {
@@ -105,7 +107,16 @@ impl WebqqConnector {
         WebqqConnector {
             base_url: base_url.trim().to_owned(),
             options,
+            client: Arc::default(),
         }
+    }
+
+    fn client(&self) -> Result<reqwest::Client, QqError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client.clone());
+        }
+        let client = transport::shared_client()?;
+        Ok(self.client.get_or_init(|| client).clone())
     }
 }
 
@@ -120,7 +131,7 @@ impl QqConnector for WebqqConnector {
         request: LoginRequest,
         events: EventSender,
     ) -> Result<LoginStep, QqError> {
-        let transport = Arc::new(transport::Transport::new(&self.base_url)?);
+        let transport = Arc::new(transport::Transport::new(&self.base_url, self.client()?)?);
         let creds = login::Credentials {
             uin: request.uin,
             password: request.password,

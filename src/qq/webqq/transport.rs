@@ -1,13 +1,18 @@
-//! HTTP for the WebQQ client: one reqwest client per login, every host
-//! reached through one base URL (keep the path of each real URL, drop the
-//! host), the browser headers webqq.md §1.3 asks for, the flat cookie jar,
-//! bounded reply bodies and error texts without URLs (query strings carry
-//! the encrypted password and the session tokens).
+//! HTTP for the WebQQ client: one reqwest client shared by every login of a
+//! connector (its connection pool, TLS and resolver state cost ~300 KiB, and
+//! was once built per login: README, Performance), each login with its own
+//! flat cookie jar sent and filled per request; every host reached through
+//! one base URL (keep the path of each real URL, drop the host), the browser
+//! headers webqq.md §1.3 asks for, bounded reply bodies and error texts
+//! without URLs (query strings carry the encrypted password and the session
+//! tokens).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT_CHARSET, ORIGIN, REFERER, USER_AGENT};
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT_CHARSET, COOKIE, ORIGIN, REFERER, SET_COOKIE, USER_AGENT,
+};
 use reqwest::redirect::Policy;
 use reqwest::{RequestBuilder, StatusCode};
 
@@ -59,7 +64,26 @@ impl Reply {
     }
 }
 
-/// The HTTP side of one login: client, base URL and cookie jar.
+/// The HTTP client every WebQQ login of a connector shares. It keeps no
+/// cookies itself: each [`Transport`] sends and fills its own jar.
+pub fn shared_client() -> Result<reqwest::Client, QqError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(USER_AGENT, HeaderValue::from_static(DESKTOP_USER_AGENT));
+    headers.insert(ACCEPT_CHARSET, HeaderValue::from_static("UTF-8,*;q=0.5"));
+    reqwest::Client::builder()
+        .default_headers(headers)
+        // check_sig answers 302 to web2.qq.com; only its cookies matter.
+        .redirect(Policy::none())
+        // The server is the simulator or a tunnel the user set up;
+        // environment proxies would only get in between.
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| QqError::Unsupported(e.without_url().to_string()))
+}
+
+/// The HTTP side of one login: the shared client, base URL and the login's
+/// own cookie jar.
 #[derive(Debug)]
 pub struct Transport {
     client: reqwest::Client,
@@ -68,27 +92,17 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// A client for `base_url` (`http://host:port` or with a path prefix).
-    pub fn new(base_url: &str) -> Result<Self, QqError> {
+    /// A login's transport for `base_url` (`http://host:port` or with a
+    /// path prefix) over `client` (see [`shared_client`]).
+    pub fn new(base_url: &str, client: reqwest::Client) -> Result<Self, QqError> {
         let base = base_url.trim().trim_end_matches('/').to_owned();
         reqwest::Url::parse(&base)
             .map_err(|_| QqError::Unsupported("the WebQQ base URL is not a URL".to_owned()))?;
-        let jar = Arc::new(CookieJar::new());
-        let mut headers = HeaderMap::new();
-        headers.insert(USER_AGENT, HeaderValue::from_static(DESKTOP_USER_AGENT));
-        headers.insert(ACCEPT_CHARSET, HeaderValue::from_static("UTF-8,*;q=0.5"));
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .cookie_provider(jar.clone())
-            // check_sig answers 302 to web2.qq.com; only its cookies matter.
-            .redirect(Policy::none())
-            // The server is the simulator or a tunnel the user set up;
-            // environment proxies would only get in between.
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| QqError::Unsupported(e.without_url().to_string()))?;
-        Ok(Transport { client, base, jar })
+        Ok(Transport {
+            client,
+            base,
+            jar: Arc::new(CookieJar::new()),
+        })
     }
 
     pub fn jar(&self) -> &CookieJar {
@@ -144,8 +158,17 @@ impl Transport {
         if let Some(origin) = headers.origin {
             request = request.header(ORIGIN, origin);
         }
+        // The jar is flat (webqq.md §1.3: every cookie goes to every host).
+        if let Some(cookies) = self.jar.header_text() {
+            request = request.header(COOKIE, cookies);
+        }
         let endpoint = path.split('?').next().unwrap_or("");
         let mut response = request.timeout(timeout).send().await.map_err(describe)?;
+        for set_cookie in response.headers().get_all(SET_COOKIE) {
+            if let Ok(text) = set_cookie.to_str() {
+                self.jar.apply_set_cookie(text);
+            }
+        }
         let status = response.status();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(describe)? {
