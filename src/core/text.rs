@@ -15,6 +15,7 @@
 //! - Length limits ([`split_message_for_limit`]) share one cutter with IRC.
 
 mod entities;
+#[cfg(feature = "matrix")]
 pub(crate) use entities::escape_html;
 mod html;
 mod irc;
