@@ -150,6 +150,16 @@ impl QqSession for FakeSession {
 }
 
 impl FakeNet {
+    /// The texts sent to QQ so far, in order.
+    fn sent_texts(&self) -> Vec<RichText> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, _, t)| t.clone())
+            .collect()
+    }
+
     async fn emit(&self, event: QqEvent) {
         let tx = self
             .events
@@ -512,14 +522,7 @@ async fn outgoing_messages_survive_a_restart() {
     })
     .await
     .expect("delivered after restart");
-    let texts: Vec<RichText> = rig
-        .net
-        .sent
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, _, t)| t.clone())
-        .collect();
+    let texts = rig.net.sent_texts();
     assert_eq!(
         texts,
         vec![
@@ -703,14 +706,7 @@ async fn a_full_qq_queue_refuses_new_messages_with_a_reason() {
     })
     .await
     .expect("room again once delivered");
-    let texts: Vec<RichText> = rig
-        .net
-        .sent
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, _, t)| t.clone())
-        .collect();
+    let texts = rig.net.sent_texts();
     assert_eq!(
         texts[..3],
         [
