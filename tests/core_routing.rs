@@ -177,6 +177,8 @@ impl FakeNet {
 struct FakeSide {
     got: Mutex<Vec<SideEvent>>,
     away: Mutex<bool>,
+    /// Refuses (once) the event that would be the n-th delivered.
+    refuse_at: Mutex<Option<usize>>,
     notify: tokio::sync::Notify,
 }
 
@@ -189,7 +191,14 @@ impl ChatSide for FakeSide {
         if *self.away.lock().unwrap() {
             return Err(DeliveryError::Retry("client away".into()));
         }
-        self.got.lock().unwrap().push(event.clone());
+        let mut got = self.got.lock().unwrap();
+        let mut refuse_at = self.refuse_at.lock().unwrap();
+        if *refuse_at == Some(got.len()) {
+            *refuse_at = None;
+            return Err(DeliveryError::Retry("hiccup".into()));
+        }
+        got.push(event.clone());
+        drop((got, refuse_at));
         self.notify.notify_waiters();
         Ok(())
     }
@@ -388,6 +397,34 @@ async fn side_outage_keeps_events_and_replays_them_in_order() {
         .wait_for("replay", |_| rig.side.messages().len() == 5)
         .await;
     assert_eq!(rig.side.messages(), vec!["m0", "m1", "m2", "m3", "m4"]);
+}
+
+#[tokio::test]
+async fn a_refusal_in_the_middle_of_a_run_repeats_nothing_and_loses_nothing() {
+    let rig = logged_in().await;
+    // Queued while the side is away, so they go out as one run.
+    *rig.side.away.lock().unwrap() = true;
+    for i in 0..10 {
+        rig.net
+            .emit(buddy_message(&format!("m{i}"), Some(&format!("id{i}"))))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    *rig.side.refuse_at.lock().unwrap() = Some(3);
+    *rig.side.away.lock().unwrap() = false;
+    rig.core.user_reachable(USER);
+    rig.side
+        .wait_for("all ten", |_| rig.side.messages().len() >= 10)
+        .await;
+    // A repeat would show up after a short wait.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let expected: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    assert_eq!(rig.side.messages(), expected);
+    assert_eq!(
+        *rig.side.refuse_at.lock().unwrap(),
+        None,
+        "the refusal happened"
+    );
 }
 
 #[tokio::test]

@@ -10,8 +10,9 @@
 //! target/release/examples/relay_bench --messages 500 --json relay.json
 //! ```
 //!
-//! `--only core|latency|throughput` runs one part; `--no-heisenbridge`
-//! leaves heisenbridge out. Not part of `cargo test`.
+//! `--only core|latency|throughput` runs one part; `--paths "QQ -> IRC,heisen"`
+//! ramps only the throughput paths whose names contain one of those;
+//! `--no-heisenbridge` leaves heisenbridge out. Not part of `cargo test`.
 
 #[allow(dead_code)]
 #[path = "../../tests/support/ngircd.rs"]
@@ -40,6 +41,8 @@ struct Options {
     json: Option<std::path::PathBuf>,
     only: Option<String>,
     heisenbridge: bool,
+    /// Throughput paths to ramp (name substrings); all when empty.
+    paths: Vec<String>,
 }
 
 fn options() -> Result<Options> {
@@ -48,6 +51,7 @@ fn options() -> Result<Options> {
         json: None,
         only: None,
         heisenbridge: true,
+        paths: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -56,9 +60,18 @@ fn options() -> Result<Options> {
             "--json" => o.json = args.next().map(Into::into),
             "--only" => o.only = args.next(),
             "--no-heisenbridge" => o.heisenbridge = false,
+            "--paths" => {
+                o.paths = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            }
             "-h" | "--help" => {
                 println!(
-                    "relay_bench [--messages N] [--json FILE] [--only core|latency|throughput] [--no-heisenbridge]"
+                    "relay_bench [--messages N] [--json FILE] [--only core|latency|throughput] [--paths NAME,..] [--no-heisenbridge]"
                 );
                 std::process::exit(0);
             }
@@ -95,7 +108,7 @@ async fn main() -> Result<()> {
             }
         }
         if wants("throughput") {
-            out.throughput = runs::throughput(&rig).await?;
+            out.throughput = runs::throughput(&rig, &o.paths).await?;
         }
     }
     out.print();

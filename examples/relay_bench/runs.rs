@@ -272,103 +272,81 @@ async fn ramp(
     })
 }
 
-pub async fn throughput(rig: &Rig) -> Result<Vec<Ramp>> {
-    let matrix_rates = [25.0, 50.0, 100.0, 200.0, 400.0, 800.0];
-    let fast_rates = [250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0];
-    let mut out = vec![
-        ramp(
-            rig,
-            "QQ -> IRC",
-            "tqi",
-            Source::QqWorld {
-                group: GROUP_IRC,
-                from: 10004,
-            },
-            "alice",
-            &fast_rates,
-        )
-        .await?,
-        ramp(
-            rig,
+/// Ramps every throughput path whose name contains one of `only` (all
+/// when `only` is empty), in a fixed order.
+pub async fn throughput(rig: &Rig, only: &[String]) -> Result<Vec<Ramp>> {
+    let matrix_rates: &[f64] = &[25.0, 50.0, 100.0, 200.0, 400.0, 800.0];
+    let fast_rates: &[f64] = &[
+        250.0, 500.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0, 16000.0,
+    ];
+    let qq = |group| Source::QqWorld { group, from: 10004 };
+    let mut paths = vec![
+        ("QQ -> IRC", "tqi", qq(GROUP_IRC), "alice", fast_rates),
+        (
             "IRC -> QQ",
             "tiq",
             Source::Irc("#qqt"),
             "qq10004",
-            &fast_rates,
-        )
-        .await?,
-        ramp(
-            rig,
+            fast_rates,
+        ),
+        (
             "floor IRC",
             "tfi",
             Source::Irc("#floor"),
             "alice",
-            &fast_rates,
-        )
-        .await?,
-        ramp(
-            rig,
+            fast_rates,
+        ),
+        (
             "QQ -> Matrix",
             "tqm",
-            Source::QqWorld {
-                group: GROUP_MATRIX,
-                from: 10004,
-            },
+            qq(GROUP_MATRIX),
             "carol",
-            &matrix_rates,
-        )
-        .await?,
-        ramp(
-            rig,
+            matrix_rates,
+        ),
+        (
             "floor Matrix",
             "tfm",
             Source::Matrix(rig.dave.clone(), rig.room_floor.clone()),
             "carol",
-            &matrix_rates,
-        )
-        .await?,
-        ramp(
-            rig,
+            matrix_rates,
+        ),
+        (
             "Matrix -> IRC (qqbridge)",
             "tmi",
             Source::Matrix(rig.carol.clone(), rig.room_both.clone()),
             "alice",
-            &matrix_rates,
-        )
-        .await?,
-        ramp(
-            rig,
+            matrix_rates,
+        ),
+        (
             "IRC -> Matrix (qqbridge)",
             "tim",
             Source::Irc("#qq"),
             "carol",
-            &matrix_rates,
-        )
-        .await?,
+            matrix_rates,
+        ),
     ];
     if let (Some(owner), Some(room)) = (&rig.hbowner, &rig.room_hb) {
-        out.push(
-            ramp(
-                rig,
-                "Matrix -> IRC (heisenbridge)",
-                "thm",
-                Source::Matrix(owner.clone(), room.clone()),
-                "alice",
-                &matrix_rates,
-            )
-            .await?,
-        );
-        out.push(
-            ramp(
-                rig,
-                "IRC -> Matrix (heisenbridge)",
-                "thi",
-                Source::Irc("#hb"),
-                "hbowner",
-                &matrix_rates,
-            )
-            .await?,
-        );
+        paths.push((
+            "Matrix -> IRC (heisenbridge)",
+            "thm",
+            Source::Matrix(owner.clone(), room.clone()),
+            "alice",
+            matrix_rates,
+        ));
+        paths.push((
+            "IRC -> Matrix (heisenbridge)",
+            "thi",
+            Source::Irc("#hb"),
+            "hbowner",
+            matrix_rates,
+        ));
+    }
+    let mut out = Vec::new();
+    for (path, prefix, source, place, rates) in paths {
+        let lower = path.to_lowercase();
+        if only.is_empty() || only.iter().any(|o| lower.contains(&o.to_lowercase())) {
+            out.push(ramp(rig, path, prefix, source, place, rates).await?);
+        }
     }
     Ok(out)
 }

@@ -48,6 +48,31 @@ pub trait Courier: Send + Sync {
     }
 }
 
+/// A run whose items are carried one at a time, in order, but removed from
+/// the outbox together: at most `max` of them, ending after the first one
+/// postponed. For destinations where each item is confirmed on its own but
+/// one removal per item would cost a store round trip each.
+pub async fn carry_each<'a, F, Fut>(
+    items: &'a [OutboxItem],
+    max: usize,
+    mut carry: F,
+) -> Vec<Carried>
+where
+    F: FnMut(&'a OutboxItem) -> Fut,
+    Fut: std::future::Future<Output = Carried>,
+{
+    let mut outcomes = Vec::new();
+    for item in items.iter().take(max.max(1)) {
+        let outcome = carry(item).await;
+        let postponed = matches!(outcome, Carried::Later(_));
+        outcomes.push(outcome);
+        if postponed {
+            break;
+        }
+    }
+    outcomes
+}
+
 /// Items fetched per store round trip.
 const BATCH: u32 = 64;
 
@@ -243,9 +268,10 @@ async fn settle_run(
         }
     }
     if !finished.is_empty() {
-        if let Err(e) = store.complete(&finished).await {
-            tracing::error!(%destination, ids = ?finished, error = %e, "cannot update the outbox");
-        }
+        // Not waited for: the removal is queued ahead of this worker's next
+        // read, so the next item goes out without a store round trip (a
+        // failure is logged by the store; the items would be sent again).
+        drop(store.complete(&finished));
     }
     match postponed {
         Some((id, reason)) => {
@@ -292,12 +318,54 @@ mod tests {
 
         async fn carry_run(&self, destination: &str, items: &[OutboxItem]) -> Vec<Carried> {
             *self.calls.lock().unwrap() += 1;
-            let mut outcomes = Vec::new();
-            for item in items.iter().take(self.run) {
-                outcomes.push(self.carry(destination, item).await);
-            }
-            outcomes
+            carry_each(items, self.run, |item| self.carry(destination, item)).await
         }
+    }
+
+    fn item(id: i64) -> OutboxItem {
+        OutboxItem {
+            id,
+            destination: "dest".into(),
+            lane: String::new(),
+            payload: id.to_string(),
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn carry_each_stops_after_the_first_postponed_item_and_at_its_limit() {
+        let items: Vec<OutboxItem> = (1..=6).map(item).collect();
+        let seen = Mutex::new(Vec::new());
+        let outcomes = carry_each(&items, 10, |item| {
+            seen.lock().unwrap().push(item.id);
+            let outcome = match item.id {
+                2 => Carried::Failed("gone".into()),
+                4 => Carried::Later("not now".into()),
+                _ => Carried::Done,
+            };
+            async move { outcome }
+        })
+        .await;
+        assert_eq!(
+            outcomes,
+            vec![
+                Carried::Done,
+                Carried::Failed("gone".into()),
+                Carried::Done,
+                Carried::Later("not now".into()),
+            ]
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![1, 2, 3, 4],
+            "nothing after item 4"
+        );
+
+        let outcomes = carry_each(&items, 3, |_| async { Carried::Done }).await;
+        assert_eq!(outcomes.len(), 3);
+        let outcomes = carry_each(&items, 0, |_| async { Carried::Done }).await;
+        assert_eq!(outcomes.len(), 1, "a run always carries its head");
     }
 
     async fn wait_until(what: &str, done: impl Fn() -> bool) {

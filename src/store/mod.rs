@@ -5,6 +5,7 @@
 pub mod sqlite;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 
 use crate::core::model::{ChatId, Presence, Uin};
 use crate::qq::Protocol;
@@ -202,7 +203,11 @@ pub trait Store: Send + Sync {
     /// Items waiting for `destination` (for the per-user outbox cap).
     async fn pending_count(&self, destination: &str) -> Result<u64, StoreError>;
     /// Removes delivered (or failed) items, all of them in one transaction.
-    async fn complete(&self, ids: &[i64]) -> Result<(), StoreError>;
+    /// The removal is queued by the call itself, ahead of every store call
+    /// made after it returns (a later [`Store::pending`] never sees the
+    /// items), so a caller may drop the future instead of waiting: a
+    /// failure is then logged by the store.
+    fn complete(&self, ids: &[i64]) -> BoxFuture<'static, Result<(), StoreError>>;
     async fn record_attempt(&self, id: i64, error: &str) -> Result<(), StoreError>;
 
     /// Destinations with pending items whose name starts with `prefix`

@@ -3,10 +3,11 @@
 //!
 //! The file holds QQ passwords, so it is created with mode 0600 (and an
 //! existing, more open file is tightened). rusqlite is blocking, so every
-//! operation runs on tokio's blocking pool behind a mutex; the async runtime
-//! never waits on disk.
+//! operation runs on the connection's own thread
+//! ([`connection_thread`]); the async runtime never waits on disk.
 
 mod checkpointer;
+mod connection_thread;
 mod linked;
 mod matrix;
 mod migrations;
@@ -17,10 +18,11 @@ use std::fmt;
 use std::fs::{self, OpenOptions, Permissions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use rusqlite::{params, Connection};
 
 use super::{
@@ -48,7 +50,7 @@ const MAX_ERROR_CHARS: usize = 2000;
 /// The SQLite store. Cloning is cheap and shares the connection.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    thread: Arc<connection_thread::ConnectionThread>,
     /// Background WAL checkpoints for a database on disk (see
     /// [`checkpointer`]); they stop when the last clone is dropped.
     _checkpointer: Option<Arc<checkpointer::Checkpointer>>,
@@ -94,23 +96,24 @@ impl SqliteStore {
             .map_err(|e| open_err(format!("cannot create: {e}")))?;
         restrict_mode(path).map_err(|e| open_err(format!("cannot restrict permissions: {e}")))?;
 
-        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
-        let mut store = Self::init(conn, Some(path.to_owned())).map_err(|e| match e {
+        let as_open_err = |e: StoreError| match e {
             StoreError::Database(reason) => open_err(reason),
             other => other,
-        })?;
-        if let Some(checkpoints) = checkpointer::Checkpointer::start(path) {
+        };
+        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        let conn = Self::prepare(conn, true).map_err(as_open_err)?;
+        let checkpoints = checkpointer::Checkpointer::start(path);
+        if checkpoints.is_some() {
             // The migrations above have created the WAL; from now on the
             // thread keeps it short and commits only checkpoint as a backstop.
-            if let Ok(conn) = store.conn.lock() {
-                if let Err(e) =
-                    conn.pragma_update(None, "wal_autocheckpoint", checkpointer::BACKSTOP_PAGES)
-                {
-                    tracing::warn!(error = %e, "cannot move checkpoints off the commits");
-                }
+            if let Err(e) =
+                conn.pragma_update(None, "wal_autocheckpoint", checkpointer::BACKSTOP_PAGES)
+            {
+                tracing::warn!(error = %e, "cannot move checkpoints off the commits");
             }
-            store._checkpointer = Some(Arc::new(checkpoints));
         }
+        let mut store = Self::serve(conn, Some(path.to_owned())).map_err(as_open_err)?;
+        store._checkpointer = checkpoints.map(Arc::new);
 
         // SQLite gives -wal and -shm the main file's mode, but a file left by
         // an older build or created under another umask may be more open.
@@ -133,10 +136,11 @@ impl SqliteStore {
             path: ":memory:".into(),
             reason: e.to_string(),
         })?;
-        Self::init(conn, None)
+        Self::serve(Self::prepare(conn, false)?, None)
     }
 
-    fn init(mut conn: Connection, path: Option<PathBuf>) -> Result<SqliteStore, StoreError> {
+    /// Sets the connection up and brings the schema up to date.
+    fn prepare(mut conn: Connection, on_disk: bool) -> Result<Connection, StoreError> {
         let setup = |what: &str, e: rusqlite::Error| StoreError::Database(format!("{what}: {e}"));
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| setup("set busy timeout", e))?;
@@ -145,7 +149,7 @@ impl SqliteStore {
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(|e| setup("enable WAL", e))?;
-        if path.is_some() && !mode.eq_ignore_ascii_case("wal") {
+        if on_disk && !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(journal_mode = %mode, "SQLite refused WAL mode; continuing without it");
         }
         // NORMAL is durable across application crashes in WAL mode; only a
@@ -155,37 +159,24 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(|e| setup("enable foreign keys", e))?;
         migrations::migrate(&mut conn)?;
+        Ok(conn)
+    }
+
+    fn serve(conn: Connection, path: Option<PathBuf>) -> Result<SqliteStore, StoreError> {
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            thread: Arc::new(connection_thread::ConnectionThread::start(conn)?),
             _checkpointer: None,
             path,
         })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` with the connection on its thread.
     async fn run<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock poisons it; the connection itself
-            // is still sound (an open transaction rolled back when it was
-            // dropped during unwinding), so keep serving rather than failing
-            // every later call.
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| {
-            let why = if e.is_panic() {
-                "panicked"
-            } else {
-                "was cancelled"
-            };
-            StoreError::Database(format!("{op}: database task {why}"))
-        })?
+        self.thread.submit(op, f).await
     }
 }
 
@@ -542,10 +533,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn complete(&self, ids: &[i64]) -> Result<(), StoreError> {
+    fn complete(&self, ids: &[i64]) -> BoxFuture<'static, Result<(), StoreError>> {
         const OP: &str = "complete outbox items";
         let ids = ids.to_vec();
-        self.run(OP, move |c| {
+        Box::pin(self.thread.submit(OP, move |c| {
             let tx = c.transaction().map_err(db(OP))?;
             {
                 let mut delete = tx
@@ -556,8 +547,7 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit().map_err(db(OP))
-        })
-        .await
+        }))
     }
 
     async fn record_attempt(&self, id: i64, error: &str) -> Result<(), StoreError> {

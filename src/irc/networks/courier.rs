@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::core::model::{ChatId, RichText, Uin};
-use crate::core::outbox::{Carried, Courier};
+use crate::core::outbox::{carry_each, Carried, Courier};
 use crate::core::side::chat_id_serde;
 use crate::core::text::{irc_payload_budget, render_irc_lines, FaceStyle};
 use crate::core::CoreError;
@@ -431,10 +431,13 @@ impl Courier for Network {
         let Some(head) = items.first() else {
             return Vec::new();
         };
-        if !self.is_from_irc(destination) {
-            if let Some(outcomes) = self.carry_run_to_irc(items).await {
-                return outcomes;
-            }
+        if self.is_from_irc(destination) {
+            // Each goes to the core's queue for QQ on its own; only their
+            // removal from this queue is shared.
+            return carry_each(items, MAX_RUN, |item| self.carry_to_qq(item)).await;
+        }
+        if let Some(outcomes) = self.carry_run_to_irc(items).await {
+            return outcomes;
         }
         vec![self.carry(destination, head).await]
     }
