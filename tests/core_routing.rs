@@ -331,6 +331,56 @@ async fn qq_message_reaches_the_side_with_the_buddy_name() {
     );
 }
 
+/// Events waiting together are relayed together (one store transaction for
+/// the messages); order, de-duplication and other events in between must
+/// come out as if they had been handled one at a time.
+#[tokio::test]
+async fn a_burst_of_events_keeps_its_order_and_drops_repeats() {
+    let rig = logged_in().await;
+    for i in 0..5 {
+        rig.net
+            .emit(buddy_message(&format!("m{i}"), Some(&format!("b{i}"))))
+            .await;
+    }
+    rig.net.emit(buddy_message("m2", Some("b2"))).await;
+    rig.net
+        .emit(QqEvent::Reconnecting {
+            reason: "in the middle".into(),
+        })
+        .await;
+    for i in 5..8 {
+        rig.net
+            .emit(buddy_message(&format!("m{i}"), Some(&format!("b{i}"))))
+            .await;
+    }
+    rig.net.emit(buddy_message("m7", Some("b7"))).await;
+    rig.side
+        .wait_for("eight messages", |_| rig.side.messages().len() >= 8)
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen: Vec<String> = rig
+        .side
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            SideEvent::Message { text, .. } => Some(qqbridge::core::text::render_plain(
+                text,
+                qqbridge::core::text::FaceStyle::Name,
+            )),
+            SideEvent::Notice { text } if text.contains("in the middle") => {
+                Some("notice".to_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec!["m0", "m1", "m2", "m3", "m4", "notice", "m5", "m6", "m7"]
+    );
+}
+
 #[tokio::test]
 async fn the_same_remote_message_twice_is_relayed_once() {
     let rig = logged_in().await;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use qqbridge::core::model::{ChatId, GroupNumber, Presence, Uin};
 use qqbridge::qq::Protocol;
 use qqbridge::secret::Secret;
-use qqbridge::store::{MessageLink, Portal, QqLogin, SqliteStore, Store, StoreError};
+use qqbridge::store::{LinkedItem, MessageLink, Portal, QqLogin, SqliteStore, Store, StoreError};
 use tempfile::TempDir;
 
 fn db_path(dir: &TempDir) -> PathBuf {
@@ -811,23 +811,23 @@ async fn a_link_and_its_queued_message_are_stored_together_or_not_at_all() {
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
         );
         let failed = store
-            .enqueue_linked(&event, "qq:@a:x", "10002", "boom")
+            .enqueue_linked("qq:@a:x", vec![queued(&event, "boom")])
             .await;
         assert!(failed.is_err(), "the injected failure surfaces");
         assert_eq!(store.message_link("matrix", "$event1").await.unwrap(), None);
         assert_eq!(store.pending_count("qq:@a:x").await.unwrap(), 0);
 
-        let id = store
-            .enqueue_linked(&event, "qq:@a:x", "10002", "hello")
+        let ids = store
+            .enqueue_linked("qq:@a:x", vec![queued(&event, "hello")])
             .await
             .unwrap();
-        assert!(id.is_some(), "queued once the failure is gone");
+        assert!(ids[0].is_some(), "queued once the failure is gone");
         // The replay of the same event is a duplicate: nothing more queued.
         let again = store
-            .enqueue_linked(&event, "qq:@a:x", "10002", "hello")
+            .enqueue_linked("qq:@a:x", vec![queued(&event, "hello")])
             .await
             .unwrap();
-        assert_eq!(again, None);
+        assert_eq!(again, vec![None]);
     }
     // Both survive a reopen (a restart after a crash).
     let store = SqliteStore::open(&path).unwrap();
@@ -840,6 +840,70 @@ async fn a_link_and_its_queued_message_are_stored_together_or_not_at_all() {
     assert_eq!(pending[0].payload, "hello");
     assert_eq!(store.pending_count("qq:@a:x").await.unwrap(), 1);
     assert_eq!(store.pending_count("qq:@b:x").await.unwrap(), 0);
+}
+
+fn queued(link: &MessageLink, payload: &str) -> LinkedItem {
+    LinkedItem {
+        link: link.clone(),
+        lane: "10002".into(),
+        payload: payload.into(),
+    }
+}
+
+/// Several messages with their links go in one transaction: a duplicate
+/// among them is skipped alone, and one failure stores none of them (the
+/// caller reports the whole burst, so nothing is half-written).
+#[tokio::test]
+async fn a_burst_of_linked_messages_is_stored_whole_with_duplicates_skipped() {
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let store = SqliteStore::open(&path).unwrap();
+    let chat = ChatId::Buddy(Uin(10002));
+    let (a, b, c) = (
+        link("qq:1", "a", chat, "m-a"),
+        link("qq:1", "b", chat, "m-b"),
+        link("qq:1", "c", chat, "m-c"),
+    );
+    let ids = store
+        .enqueue_linked("to:x", vec![queued(&a, "A")])
+        .await
+        .unwrap();
+    assert!(ids[0].is_some());
+
+    raw_sql(
+        &path,
+        "CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox WHEN NEW.payload = 'boom'
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+    );
+    let failed = store
+        .enqueue_linked("to:x", vec![queued(&b, "B"), queued(&c, "boom")])
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(
+        store.message_link("qq:1", "b").await.unwrap(),
+        None,
+        "b rolled back"
+    );
+    assert_eq!(store.pending_count("to:x").await.unwrap(), 1);
+
+    let ids = store
+        .enqueue_linked(
+            "to:x",
+            vec![queued(&b, "B"), queued(&a, "A again"), queued(&c, "C")],
+        )
+        .await
+        .unwrap();
+    assert!(ids[0].is_some() && ids[2].is_some());
+    assert_eq!(ids[1], None, "a was known: a duplicate");
+    assert!(ids[0] < ids[2], "ids grow in burst order");
+    let payloads: Vec<String> = store
+        .pending("to:x", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.payload)
+        .collect();
+    assert_eq!(payloads, vec!["A", "B", "C"]);
 }
 
 /// Commits do not checkpoint the write-ahead log themselves any more (that

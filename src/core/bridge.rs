@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify, Semaphore};
+use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::config::PermissionLevel;
@@ -23,7 +24,7 @@ use crate::qq::{
     EndReason, EventReceiver, LoginRequest, LoginStep, PendingLogin, Protocol, QqConnector,
     QqError, QqEvent, QqSession,
 };
-use crate::store::{MessageLink, OutboxItem, QqLogin, Store, StoreError};
+use crate::store::{LinkedItem, MessageLink, OutboxItem, QqLogin, Store, StoreError};
 
 /// Channel capacity of one session's event stream: a bound so a flooding QQ
 /// session applies backpressure to its own poller, never to other users.
@@ -249,38 +250,44 @@ impl BridgeCore {
         };
         let payload =
             serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let lane = match event {
-            SideEvent::Message { chat, .. } => chat.to_string(),
-            _ => String::new(),
-        };
         self.outbox
-            .push(&courier, &side_destination(user), &lane, &payload)
+            .push(
+                &courier,
+                &side_destination(user),
+                &side_lane(event),
+                &payload,
+            )
             .await?;
         Ok(())
     }
 
-    /// Queues a QQ message for the user's side together with its link (one
-    /// store transaction). False: the link was known, a duplicate.
+    /// Queues QQ messages for the user's side together with their links
+    /// (one store transaction). Returns how many were duplicates (links
+    /// already known), which are not queued.
     async fn notify_user_linked(
         &self,
         user: &str,
-        event: &SideEvent,
-        link: &MessageLink,
-    ) -> Result<bool, CoreError> {
+        messages: Vec<(SideEvent, MessageLink)>,
+    ) -> Result<usize, CoreError> {
         let Some(courier) = self.courier() else {
-            return Ok(false);
+            return Ok(0);
         };
-        let payload =
-            serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let lane = match event {
-            SideEvent::Message { chat, .. } => chat.to_string(),
-            _ => String::new(),
-        };
-        Ok(self
+        let items = messages
+            .into_iter()
+            .map(|(event, link)| {
+                Ok(LinkedItem {
+                    lane: side_lane(&event),
+                    payload: serde_json::to_string(&event)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    link,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let ids = self
             .outbox
-            .push_linked(&courier, link, &side_destination(user), &lane, &payload)
-            .await?
-            .is_some())
+            .push_linked(&courier, &side_destination(user), items)
+            .await?;
+        Ok(ids.iter().filter(|id| id.is_none()).count())
     }
 
     /// Accepts a chat-side message for QQ. It is stored before this returns,
@@ -344,11 +351,18 @@ impl BridgeCore {
             serde_json::to_string(&item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let lane = chat.to_string();
         match link {
-            Some(link) => Ok(self
-                .outbox
-                .push_linked(&courier, &link, &destination, &lane, &payload)
-                .await?
-                .is_some()),
+            Some(link) => {
+                let item = LinkedItem {
+                    link,
+                    lane,
+                    payload,
+                };
+                let ids = self
+                    .outbox
+                    .push_linked(&courier, &destination, vec![item])
+                    .await?;
+                Ok(ids.first().is_some_and(Option::is_some))
+            }
             None => {
                 self.outbox
                     .push(&courier, &destination, &lane, &payload)
@@ -724,27 +738,69 @@ impl BridgeCore {
         }
     }
 
-    /// Reads one session's events until it ends.
+    /// Reads one session's events until it ends. Events already waiting
+    /// are taken together, so a burst of messages is written to the store
+    /// in one transaction rather than one commit each.
     async fn pump_events(&self, user: String, owner: Uin, mut rx: EventReceiver) {
-        while let Some(event) = rx.recv().await {
-            let span = tracing::debug_span!("qq_event", %user, %owner);
-            let _enter = span.enter();
-            // Boxed, like every per-user loop's work: the handler's state
-            // exists only while an event is handled, so the task of an idle
-            // session stays small (README, Performance: 10,000 sessions).
-            let result = Box::pin(self.handle_qq_event(&user, owner, *event)).await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "cannot relay a QQ event");
+        while let Some(first) = rx.recv().await {
+            let mut burst = vec![*first];
+            while burst.len() < MAX_EVENT_BURST {
+                match rx.try_recv() {
+                    Ok(event) => burst.push(*event),
+                    Err(_) => break,
+                }
             }
+            let span = tracing::debug_span!("qq_events", %user, %owner, n = burst.len());
+            // Boxed, like every per-user loop's work: the handler's state
+            // exists only while events are handled, so the task of an idle
+            // session stays small (README, Performance: 10,000 sessions).
+            Box::pin(self.handle_qq_events(&user, owner, burst))
+                .instrument(span)
+                .await;
         }
     }
 
-    async fn handle_qq_event(
-        &self,
-        user: &str,
-        owner: Uin,
-        event: QqEvent,
-    ) -> Result<(), CoreError> {
+    /// Relays a burst of one session's events in order. Consecutive
+    /// messages are queued for the side together; anything else first
+    /// writes the messages before it.
+    async fn handle_qq_events(&self, user: &str, owner: Uin, burst: Vec<QqEvent>) {
+        let mut messages = Vec::new();
+        for event in burst {
+            if !matches!(event, QqEvent::Message { .. }) {
+                self.flush_messages(user, &mut messages).await;
+            }
+            match self.side_event_of(user, owner, event).await {
+                ToSide::Nothing => {}
+                ToSide::Linked(event, link) => messages.push((event, link)),
+                ToSide::Event(event) => {
+                    self.flush_messages(user, &mut messages).await;
+                    if let Err(e) = self.notify_user(user, &event).await {
+                        tracing::error!(error = %e, "cannot relay a QQ event");
+                    }
+                }
+            }
+        }
+        self.flush_messages(user, &mut messages).await;
+    }
+
+    async fn flush_messages(&self, user: &str, messages: &mut Vec<(SideEvent, MessageLink)>) {
+        if messages.is_empty() {
+            return;
+        }
+        let n = messages.len();
+        match self
+            .notify_user_linked(user, std::mem::take(messages))
+            .await
+        {
+            Ok(0) => {}
+            Ok(duplicates) => tracing::debug!(duplicates, "dropped duplicate QQ messages"),
+            Err(e) => tracing::error!(error = %e, messages = n, "cannot relay QQ messages"),
+        }
+    }
+
+    /// What one QQ event asks of the user's side, after its effect on the
+    /// core's own state (contacts, presence, the session) is applied.
+    async fn side_event_of(&self, user: &str, owner: Uin, event: QqEvent) -> ToSide {
         let side_event = match event {
             QqEvent::Message {
                 chat,
@@ -756,7 +812,7 @@ impl BridgeCore {
                 let plain = text::render_plain(&text, text::FaceStyle::Name);
                 if self.echo.is_echo(owner, &chat, sender, &plain) {
                     tracing::debug!(%chat, "dropped our own message coming back");
-                    return Ok(());
+                    return ToSide::Nothing;
                 }
                 let message_id = new_message_id();
                 let sender_name = sender_name
@@ -775,7 +831,7 @@ impl BridgeCore {
                     at_ms: unix_ms_now(),
                 };
                 let Some(remote_id) = remote_id else {
-                    return self.notify_user(user, &event).await;
+                    return ToSide::Event(event);
                 };
                 // The link (for de-duplication) and the queued message are
                 // written together: a crash between the two would otherwise
@@ -787,10 +843,7 @@ impl BridgeCore {
                     chat,
                     message: message_id,
                 };
-                if !self.notify_user_linked(user, &event, &link).await? {
-                    tracing::debug!(%chat, "dropped a duplicate QQ message");
-                }
-                return Ok(());
+                return ToSide::Linked(event, link);
             }
             QqEvent::Presence { uin, presence } => {
                 if let Ok(mut users) = self.users.lock() {
@@ -839,7 +892,7 @@ impl BridgeCore {
                 SideEvent::LoggedOut { owner, reason }
             }
         };
-        self.notify_user(user, &side_event).await
+        ToSide::Event(side_event)
     }
 
     async fn refresh_contacts(&self, user: &str) {
@@ -1012,6 +1065,25 @@ impl Courier for BridgeCore {
             };
         };
         carry_each(items, MAX_SIDE_RUN, |item| self.carry_to_side(user, item)).await
+    }
+}
+
+/// What one QQ event asks of the user's side.
+enum ToSide {
+    Nothing,
+    /// A QQ message with an id: queued with its link, for de-duplication.
+    Linked(SideEvent, MessageLink),
+    Event(SideEvent),
+}
+
+/// Most events of one session relayed together.
+const MAX_EVENT_BURST: usize = 64;
+
+/// Delivery order key of a side event: one lane per chat.
+fn side_lane(event: &SideEvent) -> String {
+    match event {
+        SideEvent::Message { chat, .. } => chat.to_string(),
+        _ => String::new(),
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::backoff::Backoff;
-use crate::store::{MessageLink, OutboxItem, Store, StoreError};
+use crate::store::{LinkedItem, OutboxItem, Store, StoreError};
 
 /// What happened to one outbox item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,25 +120,20 @@ impl Outbox {
         Ok(id)
     }
 
-    /// Records `link` and stores the item in one transaction (see
-    /// [`Store::enqueue_linked`]), then wakes the worker. `None`: the link
-    /// was known, the message is a duplicate and nothing was queued.
+    /// Records the items' links and stores the items in one transaction
+    /// (see [`Store::enqueue_linked`]), then wakes the worker. One entry per
+    /// item: `None` when its link was known, a duplicate not queued.
     pub async fn push_linked(
         &self,
         courier: &Arc<dyn Courier>,
-        link: &MessageLink,
         destination: &str,
-        lane: &str,
-        payload: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        let id = self
-            .store
-            .enqueue_linked(link, destination, lane, payload)
-            .await?;
-        if id.is_some() {
+        items: Vec<LinkedItem>,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let ids = self.store.enqueue_linked(destination, items).await?;
+        if ids.iter().any(Option::is_some) {
             self.wake(courier, destination);
         }
-        Ok(id)
+        Ok(ids)
     }
 
     /// Wakes (starting if needed) the worker of `destination`, e.g. when an

@@ -74,6 +74,14 @@ pub struct MessageLink {
     pub message: String,
 }
 
+/// A message to queue together with its link ([`Store::enqueue_linked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedItem {
+    pub link: MessageLink,
+    pub lane: String,
+    pub payload: String,
+}
+
 /// One event of an accepted appservice transaction, waiting to be processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatrixInbound {
@@ -189,17 +197,17 @@ pub trait Store: Send + Sync {
     ) -> Result<i64, StoreError>;
     /// Pending items of a destination in id order.
     async fn pending(&self, destination: &str, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
-    /// Records `link` and queues an outbox item in one database
-    /// transaction. Returns the item's id, or `None` (and queues nothing)
-    /// when the link was already known: the message is a duplicate. A crash
-    /// can never keep the link but lose the message, or the reverse.
+    /// Records each item's link and queues the item for `destination`, all
+    /// in one database transaction. Returns one entry per item, in order:
+    /// its id, or `None` (and nothing queued for it) when its link was
+    /// already known: the message is a duplicate. A crash can never keep a
+    /// link but lose its message, or the reverse. Several at once is how a
+    /// burst of QQ messages costs one commit instead of one each.
     async fn enqueue_linked(
         &self,
-        link: &MessageLink,
         destination: &str,
-        lane: &str,
-        payload: &str,
-    ) -> Result<Option<i64>, StoreError>;
+        items: Vec<LinkedItem>,
+    ) -> Result<Vec<Option<i64>>, StoreError>;
     /// Items waiting for `destination` (for the per-user outbox cap).
     async fn pending_count(&self, destination: &str) -> Result<u64, StoreError>;
     /// Removes delivered (or failed) items, all of them in one transaction.

@@ -26,8 +26,8 @@ use futures::future::BoxFuture;
 use rusqlite::{params, Connection};
 
 use super::{
-    MatrixInbound, MatrixMedia, MatrixMember, MatrixRoom, MessageLink, OutboxItem, Portal, QqLogin,
-    Store, StoreError,
+    LinkedItem, MatrixInbound, MatrixMedia, MatrixMember, MatrixRoom, MessageLink, OutboxItem,
+    Portal, QqLogin, Store, StoreError,
 };
 use crate::core::model::{ChatId, Uin};
 
@@ -483,19 +483,12 @@ impl Store for SqliteStore {
 
     async fn enqueue_linked(
         &self,
-        link: &MessageLink,
         destination: &str,
-        lane: &str,
-        payload: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        let (link, destination, lane, payload) = (
-            link.clone(),
-            destination.to_owned(),
-            lane.to_owned(),
-            payload.to_owned(),
-        );
-        self.run("record a message link and queue its message", move |c| {
-            linked::enqueue_linked(c, &link, &destination, &lane, &payload)
+        items: Vec<LinkedItem>,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let destination = destination.to_owned();
+        self.run("record message links and queue their messages", move |c| {
+            linked::enqueue_linked(c, &destination, &items)
         })
         .await
     }

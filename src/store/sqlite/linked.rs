@@ -7,31 +7,34 @@
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::rows::{db, uin_to_sql};
-use crate::store::{MessageLink, StoreError};
+use crate::store::{LinkedItem, MessageLink, StoreError};
 
-/// Inserts `link` and, only if it was new, the outbox item. Returns the
-/// item's id, or `None` when the link was already known (a duplicate).
+/// Inserts each item's link and, only if it was new, the outbox item, all
+/// in one transaction. Returns each item's id, or `None` when its link was
+/// already known (a duplicate).
 pub(super) fn enqueue_linked(
     conn: &mut Connection,
-    link: &MessageLink,
     destination: &str,
-    lane: &str,
-    payload: &str,
-) -> Result<Option<i64>, StoreError> {
-    const OP: &str = "record a message link and queue its message";
+    items: &[LinkedItem],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    const OP: &str = "record message links and queue their messages";
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db(OP))?;
-    let inserted = insert_link(&tx, link).map_err(db(OP))?;
-    if inserted == 0 {
-        return Ok(None);
+    let mut ids = Vec::with_capacity(items.len());
+    for item in items {
+        if insert_link(&tx, &item.link).map_err(db(OP))? == 0 {
+            ids.push(None);
+            continue;
+        }
+        let id = tx
+            .prepare_cached("INSERT INTO outbox (destination, lane, payload) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.insert(params![destination, item.lane, item.payload]))
+            .map_err(db(OP))?;
+        ids.push(Some(id));
     }
-    let id = tx
-        .prepare_cached("INSERT INTO outbox (destination, lane, payload) VALUES (?1, ?2, ?3)")
-        .and_then(|mut s| s.insert(params![destination, lane, payload]))
-        .map_err(db(OP))?;
     tx.commit().map_err(db(OP))?;
-    Ok(Some(id))
+    Ok(ids)
 }
 
 /// Inserts `link` unless its (side, side_id) is known; the number of rows
