@@ -206,18 +206,7 @@ impl ChatSide for FakeSide {
 
 impl FakeSide {
     fn messages(&self) -> Vec<String> {
-        self.got
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                SideEvent::Message { text, .. } => Some(qqbridge::core::text::render_plain(
-                    text,
-                    qqbridge::core::text::FaceStyle::Name,
-                )),
-                _ => None,
-            })
-            .collect()
+        self.got.lock().unwrap().iter().filter_map(plain).collect()
     }
 
     async fn wait_for(&self, what: &str, pred: impl Fn(&[SideEvent]) -> bool) {
@@ -237,6 +226,17 @@ impl FakeSide {
                 self.got.lock().unwrap()
             );
         }
+    }
+}
+
+/// A message event's text, as plain text.
+fn plain(event: &SideEvent) -> Option<String> {
+    match event {
+        SideEvent::Message { text, .. } => Some(qqbridge::core::text::render_plain(
+            text,
+            qqbridge::core::text::FaceStyle::Name,
+        )),
+        _ => None,
     }
 }
 
@@ -365,14 +365,10 @@ async fn a_burst_of_events_keeps_its_order_and_drops_repeats() {
         .unwrap()
         .iter()
         .filter_map(|e| match e {
-            SideEvent::Message { text, .. } => Some(qqbridge::core::text::render_plain(
-                text,
-                qqbridge::core::text::FaceStyle::Name,
-            )),
             SideEvent::Notice { text } if text.contains("in the middle") => {
                 Some("notice".to_owned())
             }
-            _ => None,
+            other => plain(other),
         })
         .collect();
     assert_eq!(
@@ -430,16 +426,21 @@ async fn our_own_message_coming_back_is_not_relayed() {
     assert_eq!(rig.side.messages(), vec!["typed on the phone"]);
 }
 
-#[tokio::test]
-async fn side_outage_keeps_events_and_replays_them_in_order() {
-    let rig = logged_in().await;
+/// Sends `m0`.. (remote ids `id0`..) while the side is away.
+async fn queue_while_away(rig: &Rig, n: usize) {
     *rig.side.away.lock().unwrap() = true;
-    for i in 0..5 {
+    for i in 0..n {
         rig.net
             .emit(buddy_message(&format!("m{i}"), Some(&format!("id{i}"))))
             .await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn side_outage_keeps_events_and_replays_them_in_order() {
+    let rig = logged_in().await;
+    queue_while_away(&rig, 5).await;
     assert!(rig.side.messages().is_empty());
     *rig.side.away.lock().unwrap() = false;
     rig.core.user_reachable(USER);
@@ -453,13 +454,7 @@ async fn side_outage_keeps_events_and_replays_them_in_order() {
 async fn a_refusal_in_the_middle_of_a_run_repeats_nothing_and_loses_nothing() {
     let rig = logged_in().await;
     // Queued while the side is away, so they go out as one run.
-    *rig.side.away.lock().unwrap() = true;
-    for i in 0..10 {
-        rig.net
-            .emit(buddy_message(&format!("m{i}"), Some(&format!("id{i}"))))
-            .await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    queue_while_away(&rig, 10).await;
     *rig.side.refuse_at.lock().unwrap() = Some(3);
     *rig.side.away.lock().unwrap() = false;
     rig.core.user_reachable(USER);

@@ -6,6 +6,7 @@
 //! `deliver`, which is where a real side starts its network send.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -106,8 +107,19 @@ impl QqSession for InstantSession {
 
 /// A chat side that notes when each message reaches it.
 #[derive(Default)]
-struct ClockSide {
+pub(crate) struct ClockSide {
     reached: Mutex<HashMap<String, Instant>>,
+}
+
+impl ClockSide {
+    pub(crate) fn reached_count(&self) -> usize {
+        self.reached.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// When each message (by its text) reached the side.
+    pub(crate) fn reached(&self) -> HashMap<String, Instant> {
+        self.reached.lock().map(|r| r.clone()).unwrap_or_default()
+    }
 }
 
 #[async_trait]
@@ -137,17 +149,19 @@ pub struct CoreOverhead {
     pub cpu_percent: f64,
 }
 
-/// Feeds `messages` group messages at `rate` per second through the core.
-pub async fn measure(rate: f64, messages: usize) -> Result<CoreOverhead> {
-    let dir = tempfile::tempdir()?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("bridge.db"))?);
-    let connector = Arc::new(InstantConnector {
-        events: Mutex::new(None),
-    });
+/// The real core with its SQLite store in `dir` and a [`ClockSide`], with
+/// `bench:user` logging in to QQ 10001 through `connector`.
+pub(crate) async fn bench_core(
+    dir: &Path,
+    connector: Arc<dyn QqConnector>,
+    password: &str,
+) -> Result<(Arc<BridgeCore>, Arc<ClockSide>)> {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("bridge.db"))?);
+    let protocol = connector.protocol();
     let core = BridgeCore::new(
         store,
-        vec![connector.clone() as Arc<dyn QqConnector>],
-        Protocol::Webqq,
+        vec![connector],
+        protocol,
         Arc::new(|_: &str| Some(PermissionLevel::User)),
     );
     let side = Arc::new(ClockSide::default());
@@ -155,10 +169,20 @@ pub async fn measure(rate: f64, messages: usize) -> Result<CoreOverhead> {
     core.login(
         "bench:user",
         Uin(10001),
-        qqbridge::secret::Secret::new("pw"),
+        qqbridge::secret::Secret::new(password),
         None,
     )
     .await?;
+    Ok((core, side))
+}
+
+/// Feeds `messages` group messages at `rate` per second through the core.
+pub async fn measure(rate: f64, messages: usize) -> Result<CoreOverhead> {
+    let dir = tempfile::tempdir()?;
+    let connector = Arc::new(InstantConnector {
+        events: Mutex::new(None),
+    });
+    let (core, side) = bench_core(dir.path(), connector.clone(), "pw").await?;
     let Some(events) = connector.events.lock().ok().and_then(|mut e| e.take()) else {
         bail!("the core did not log in");
     };
@@ -183,12 +207,11 @@ pub async fn measure(rate: f64, messages: usize) -> Result<CoreOverhead> {
         sent.push((text, at));
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while side.reached.lock().map(|r| r.len()).unwrap_or(0) < messages && Instant::now() < deadline
-    {
+    while side.reached_count() < messages && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let cpu = CpuSample::take(&[std::process::id()]).percent_since(&cpu_before)[0];
-    let reached = side.reached.lock().map(|r| r.clone()).unwrap_or_default();
+    let reached = side.reached();
     let latencies: Vec<Duration> = sent
         .iter()
         .filter_map(|(text, at)| reached.get(text).map(|r| r.duration_since(*at)))

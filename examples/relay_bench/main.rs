@@ -10,7 +10,7 @@
 //! target/release/examples/relay_bench --messages 500 --json relay.json
 //! ```
 //!
-//! `--only core|latency|throughput` runs one part; `--paths "QQ -> IRC,heisen"`
+//! `--only core|http11|latency|throughput` runs one part; `--paths "QQ -> IRC,heisen"`
 //! ramps only the throughput paths whose names contain one of those;
 //! `--no-heisenbridge` leaves heisenbridge out. Not part of `cargo test`.
 
@@ -27,6 +27,7 @@ mod synapse;
 mod arrivals;
 mod clients;
 mod core_overhead;
+mod http11_split;
 #[path = "../common/proc_stats.rs"]
 mod proc_stats;
 mod report;
@@ -71,7 +72,7 @@ fn options() -> Result<Options> {
             }
             "-h" | "--help" => {
                 println!(
-                    "relay_bench [--messages N] [--json FILE] [--only core|latency|throughput] [--paths NAME,..] [--no-heisenbridge]"
+                    "relay_bench [--messages N] [--json FILE] [--only core|http11|latency|throughput] [--paths NAME,..] [--no-heisenbridge]"
                 );
                 std::process::exit(0);
             }
@@ -98,6 +99,16 @@ async fn main() -> Result<()> {
             eprintln!("core overhead at {rate}/s: {r:?}");
             out.core.push(r);
         }
+    }
+    if wants("http11") {
+        let r = http11_split::measure(
+            o.messages,
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(2),
+        )
+        .await?;
+        eprintln!("HTTP QQ 1.1 poll wait and processing: {r:?}");
+        out.http11 = Some(r);
     }
     if wants("latency") || wants("throughput") {
         let rig = rig::Rig::start(o.heisenbridge).await?;

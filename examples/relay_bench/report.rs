@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::core_overhead::CoreOverhead;
+use crate::http11_split::Http11Split;
 use crate::runs::{PathLatency, Ramp};
 use crate::stats::Percentiles;
 
@@ -15,6 +16,7 @@ const FLOOR_IRC: &str = "floor IRC (client -> ngIRCd -> client)";
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub core: Vec<CoreOverhead>,
+    pub http11: Option<Http11Split>,
     pub latency: Vec<PathLatency>,
     pub throughput: Vec<Ramp>,
 }
@@ -57,6 +59,27 @@ impl Report {
                     l.p99_ms,
                     l.max_ms,
                     c.cpu_percent
+                );
+            }
+        }
+        if let Some(h) = &self.http11 {
+            println!(
+                "\n== HTTP QQ 1.1 -> bridge -> side: poll wait apart from processing (GetMsgEx every {} ms after activity, up to {} ms idle; {} of {} delivered)",
+                h.poll_fast_ms, h.poll_idle_max_ms, h.delivered, h.messages
+            );
+            println!("| part | p50 ms | p90 ms | p99 ms | max ms |");
+            println!("|---|---:|---:|---:|---:|");
+            for (part, p) in [
+                (
+                    "poll wait (sim queues it -> session hands the event over)",
+                    h.poll_wait,
+                ),
+                ("bridge processing (event -> side deliver)", h.processing),
+                ("total", h.total),
+            ] {
+                println!(
+                    "| {part} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                    p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
                 );
             }
         }

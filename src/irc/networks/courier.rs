@@ -18,9 +18,9 @@ use crate::core::outbox::{carry_each, Carried, Courier};
 use crate::core::side::chat_id_serde;
 use crate::core::text::{irc_payload_budget, render_irc_lines, FaceStyle};
 use crate::core::CoreError;
-use crate::store::{OutboxItem, StoreError};
+use crate::store::{MessageLink, OutboxItem, StoreError};
 
-use super::ids::{from_irc_destination, to_irc_destination, SIDE_NAME};
+use super::ids::{from_irc_destination, network_scope, to_irc_destination, SIDE_NAME};
 use super::link::{Link, LinkDown};
 use super::network::Network;
 use super::puppets::{Puppet, Unavailable};
@@ -368,11 +368,26 @@ impl Network {
             Ok(f) => f,
             Err(e) => return Carried::Failed(format!("unreadable queue item: {e}")),
         };
-        match self
-            .core
-            .send_to_qq(&from.relay_user, from.chat, from.text.clone(), None)
-            .await
-        {
+        // The queue item's id names the message for good: when a crash
+        // makes this queue carry a run again, the core knows the link and
+        // does not queue those messages for QQ a second time.
+        let queued = match self.core.login_of(&from.relay_user) {
+            Some(owner) => {
+                let link = MessageLink {
+                    side: network_scope(self.name()),
+                    side_id: item.id.to_string(),
+                    owner,
+                    chat: from.chat,
+                    message: format!("{:032x}", rand::random::<u128>()),
+                };
+                self.core
+                    .send_to_qq_once(&from.relay_user, from.chat, from.text.clone(), None, link)
+                    .await
+                    .map(|_| ())
+            }
+            None => Err(CoreError::NotLoggedIn),
+        };
+        match queued {
             Ok(()) => Carried::Done,
             Err(CoreError::NotLoggedIn) => {
                 let stored = self
@@ -432,8 +447,9 @@ impl Courier for Network {
             return Vec::new();
         };
         if self.is_from_irc(destination) {
-            // Each goes to the core's queue for QQ on its own; only their
-            // removal from this queue is shared.
+            // Each goes to the core's queue for QQ on its own (linked, so a
+            // run carried again after a crash is not queued twice); only
+            // their removal from this queue is shared.
             return carry_each(items, MAX_RUN, |item| self.carry_to_qq(item)).await;
         }
         if let Some(outcomes) = self.carry_run_to_irc(items).await {

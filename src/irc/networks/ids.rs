@@ -46,8 +46,8 @@ pub(crate) fn parse_user_id(user: &str) -> Option<(&str, Who)> {
     Some((network, who))
 }
 
-/// The naming scope of a network's puppets in the store, and the side of
-/// its portals (runtime channel mappings).
+/// The naming scope of a network's puppets in the store, the side of its
+/// portals (runtime channel mappings) and of its message links.
 pub(crate) fn network_scope(network: &str) -> String {
     format!("{SIDE_NAME}:{network}")
 }

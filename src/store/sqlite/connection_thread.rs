@@ -87,13 +87,9 @@ impl ConnectionThread {
 mod tests {
     use super::*;
 
-    fn thread() -> ConnectionThread {
-        ConnectionThread::start(Connection::open_in_memory().unwrap()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn calls_run_in_the_order_they_were_made() {
-        let thread = thread();
+    /// A thread whose database has a table `t (n INTEGER)`.
+    async fn thread() -> ConnectionThread {
+        let thread = ConnectionThread::start(Connection::open_in_memory().unwrap()).unwrap();
         thread
             .submit("create", |c| {
                 c.execute_batch("CREATE TABLE t (n INTEGER)")
@@ -101,6 +97,12 @@ mod tests {
             })
             .await
             .unwrap();
+        thread
+    }
+
+    #[tokio::test]
+    async fn calls_run_in_the_order_they_were_made() {
+        let thread = thread().await;
         let inserts: Vec<_> = (0..100)
             .map(|n| {
                 thread.submit("insert", move |c| {
@@ -125,7 +127,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_call_is_an_error_and_the_thread_goes_on() {
-        let thread = thread();
+        let thread = thread().await;
         let failed = thread
             .submit("explode", |_| -> Result<(), StoreError> {
                 panic!("deliberate panic in a store call")
@@ -147,14 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_is_queued_when_made_and_runs_though_nobody_waits() {
-        let thread = thread();
-        thread
-            .submit("create", |c| {
-                c.execute_batch("CREATE TABLE t (n INTEGER)")
-                    .map_err(|e| StoreError::Database(e.to_string()))
-            })
-            .await
-            .unwrap();
+        let thread = thread().await;
         // Never polled: the write is queued by the call itself, so the read
         // queued after it sees it.
         drop(thread.submit("insert", |c| {
