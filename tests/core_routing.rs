@@ -337,23 +337,15 @@ async fn qq_message_reaches_the_side_with_the_buddy_name() {
 #[tokio::test]
 async fn a_burst_of_events_keeps_its_order_and_drops_repeats() {
     let rig = logged_in().await;
-    for i in 0..5 {
-        rig.net
-            .emit(buddy_message(&format!("m{i}"), Some(&format!("b{i}"))))
-            .await;
-    }
-    rig.net.emit(buddy_message("m2", Some("b2"))).await;
+    emit_numbered(&rig, 0..5).await;
+    rig.net.emit(buddy_message("m2", Some("id2"))).await;
     rig.net
         .emit(QqEvent::Reconnecting {
             reason: "in the middle".into(),
         })
         .await;
-    for i in 5..8 {
-        rig.net
-            .emit(buddy_message(&format!("m{i}"), Some(&format!("b{i}"))))
-            .await;
-    }
-    rig.net.emit(buddy_message("m7", Some("b7"))).await;
+    emit_numbered(&rig, 5..8).await;
+    rig.net.emit(buddy_message("m7", Some("id7"))).await;
     rig.side
         .wait_for("eight messages", |_| rig.side.messages().len() >= 8)
         .await;
@@ -426,14 +418,19 @@ async fn our_own_message_coming_back_is_not_relayed() {
     assert_eq!(rig.side.messages(), vec!["typed on the phone"]);
 }
 
-/// Sends `m0`.. (remote ids `id0`..) while the side is away.
-async fn queue_while_away(rig: &Rig, n: usize) {
-    *rig.side.away.lock().unwrap() = true;
-    for i in 0..n {
+/// Emits messages `m<i>` with remote ids `id<i>`.
+async fn emit_numbered(rig: &Rig, numbers: std::ops::Range<usize>) {
+    for i in numbers {
         rig.net
             .emit(buddy_message(&format!("m{i}"), Some(&format!("id{i}"))))
             .await;
     }
+}
+
+/// Sends `m0`.. (remote ids `id0`..) while the side is away.
+async fn queue_while_away(rig: &Rig, n: usize) {
+    *rig.side.away.lock().unwrap() = true;
+    emit_numbered(rig, 0..n).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
 

@@ -130,7 +130,8 @@ fn unix_ms_now() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn new_message_id() -> String {
+/// A new bridge-wide message id (what links the copies of one message).
+pub(crate) fn new_message_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 

@@ -265,7 +265,7 @@ impl Matrix {
             side_id: event_id.to_owned(),
             owner: portal.owner,
             chat: portal.chat,
-            message: format!("{:032x}", rand::random::<u128>()),
+            message: crate::core::bridge::new_message_id(),
         };
         let origin = origin_id(&room.room_id, event_id);
         match self

@@ -378,7 +378,7 @@ impl Network {
                     side_id: item.id.to_string(),
                     owner,
                     chat: from.chat,
-                    message: format!("{:032x}", rand::random::<u128>()),
+                    message: crate::core::bridge::new_message_id(),
                 };
                 self.core
                     .send_to_qq_once(&from.relay_user, from.chat, from.text.clone(), None, link)

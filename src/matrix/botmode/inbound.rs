@@ -131,7 +131,7 @@ impl BotMode {
             side_id: event_id.to_owned(),
             owner,
             chat,
-            message: format!("{:032x}", rand::random::<u128>()),
+            message: crate::core::bridge::new_message_id(),
         };
         Ok(self.store.insert_message_link(&link).await?)
     }
@@ -247,7 +247,7 @@ impl BotMode {
             side_id: event_id.to_owned(),
             owner: portal.owner,
             chat: portal.chat,
-            message: format!("{:032x}", rand::random::<u128>()),
+            message: crate::core::bridge::new_message_id(),
         };
         let origin = format!("{room} {event_id}");
         match self

@@ -79,8 +79,9 @@ impl Checkpointer {
 /// `SCHED_IDLE`). Copying a quarter second of log into the database takes a
 /// few milliseconds of CPU; on a busy two-core machine a message whose
 /// threads had to share a core with it waited that long (README,
-/// Performance). Best effort: where the policy is refused, the thread runs
-/// at normal priority as before.
+/// Performance). When the machine is busy without pause it may not run at
+/// all; the writer's backstop checkpoint then does the work. Best effort:
+/// where the policy is refused, the thread runs at normal priority.
 fn yield_to_the_message_path() {
     #[cfg(target_os = "linux")]
     {
