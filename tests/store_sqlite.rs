@@ -936,3 +936,40 @@ async fn the_log_reaches_the_database_file_without_a_commit_checkpointing() {
     }
     assert_eq!(store.pending_count("qq:1").await.unwrap(), 2000);
 }
+
+/// Waiting items merged into one: the kept item carries the new payload,
+/// the absorbed ones are gone, and when one of them is no longer queued
+/// nothing changes at all.
+#[tokio::test]
+async fn merging_outbox_items_rewrites_one_and_removes_the_rest_or_nothing() {
+    let dir = TempDir::new().unwrap();
+    let store = SqliteStore::open(&db_path(&dir)).unwrap();
+    let mut ids = Vec::new();
+    for payload in ["a", "b", "c", "d"] {
+        ids.push(store.enqueue("matrix:!r", "!r", payload).await.unwrap());
+    }
+    let payloads = |items: Vec<qqbridge::store::OutboxItem>| {
+        items
+            .into_iter()
+            .map(|i| (i.id, i.payload))
+            .collect::<Vec<_>>()
+    };
+
+    store
+        .merge_outbox_items(ids[0], "a+b+c", &[ids[1], ids[2]])
+        .await
+        .unwrap();
+    let pending = payloads(store.pending("matrix:!r", 10).await.unwrap());
+    assert_eq!(
+        pending,
+        vec![(ids[0], "a+b+c".into()), (ids[3], "d".into())]
+    );
+
+    // ids[1] is gone: the whole merge is refused and rolled back.
+    let refused = store
+        .merge_outbox_items(ids[0], "changed", &[ids[3], ids[1]])
+        .await;
+    assert!(refused.is_err());
+    let after = payloads(store.pending("matrix:!r", 10).await.unwrap());
+    assert_eq!(after, pending, "nothing changed");
+}

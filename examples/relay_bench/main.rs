@@ -11,7 +11,8 @@
 //! ```
 //!
 //! `--only core|http11|latency|throughput` runs one part; `--paths "QQ -> IRC,heisen"`
-//! ramps only the throughput paths whose names contain one of those;
+//! measures only the paths whose names contain one of those (and, for
+//! latency, the floors beside them);
 //! `--no-heisenbridge` leaves heisenbridge out. Not part of `cargo test`.
 
 #[allow(dead_code)]
@@ -42,7 +43,7 @@ struct Options {
     json: Option<std::path::PathBuf>,
     only: Option<String>,
     heisenbridge: bool,
-    /// Throughput paths to ramp (name substrings); all when empty.
+    /// Paths to measure (name substrings); all when empty.
     paths: Vec<String>,
 }
 
@@ -113,7 +114,7 @@ async fn main() -> Result<()> {
     if wants("latency") || wants("throughput") {
         let rig = rig::Rig::start(o.heisenbridge).await?;
         if wants("latency") {
-            out.latency = runs::latency(&rig, o.messages).await?;
+            out.latency = runs::latency(&rig, o.messages, &o.paths).await?;
             for l in &out.latency {
                 eprintln!("latency {l:?}");
             }

@@ -26,6 +26,8 @@ fn floors_of(path: &str) -> &'static [&'static str] {
     match path {
         "QQ -> Matrix" | "Matrix -> QQ" => &[FLOOR_QQ, FLOOR_MX],
         "QQ -> IRC" | "IRC -> QQ" => &[FLOOR_QQ, FLOOR_IRC],
+        // The gateway is the bridge's own IRC server: no IRC server hop.
+        "QQ -> IRC gateway" | "IRC gateway -> QQ" => &[FLOOR_QQ],
         "Matrix -> IRC (qqbridge)" | "IRC -> Matrix (qqbridge)" => &[FLOOR_MX, FLOOR_QQ, FLOOR_IRC],
         "Matrix -> IRC (heisenbridge)" | "IRC -> Matrix (heisenbridge)" => &[FLOOR_MX, FLOOR_IRC],
         _ => &[],

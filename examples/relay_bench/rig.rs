@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 
 use qqbridge::qq::sim::{self, Scenario, SimConfig, SimHandle};
 
-use crate::arrivals::Arrivals;
+use crate::arrivals::{tag, Arrivals};
 use crate::clients::{poll, IrcUser, MatrixUser, QqUser};
 use crate::ngircd::{Ngircd, NgircdOptions};
 use crate::process::free_port;
@@ -30,21 +30,26 @@ pub const GROUP_FLOOR: u64 = 20002;
 pub const GROUP_MATRIX: u64 = 20003;
 /// Group bridged to IRC only (`#qqt`): QQ <-> IRC throughput.
 pub const GROUP_IRC: u64 = 20004;
+/// Group of erin's QQ account, a channel on the built-in IRC gateway.
+pub const GROUP_GATEWAY: u64 = 20005;
+/// Its channel on the gateway (from the group's name).
+pub const GATEWAY_CHANNEL: &str = "#gw";
 
 const BOT: &str = "@qqbot:localhost";
 const HB_BOT: &str = "@heisenbridge:localhost";
 
 /// Accounts: 10001 the IRC relay, 10002 carol's (Matrix), 10003 the QQ
-/// reader, 10004 the QQ writer.
+/// reader, 10004 the QQ writer, 10005 erin's (the built-in IRC gateway).
 const SCENARIO: &str = r#"
 time_scale: 1.0
 account_ranges:
-  - { first_uin: 10001, count: 4, password: demo, nick_prefix: "bench", presence: online }
+  - { first_uin: 10001, count: 5, password: demo, nick_prefix: "bench", presence: online }
 groups:
   - { number: 20001, name: both, members: [10001, 10002, 10003, 10004] }
   - { number: 20002, name: floor, members: [10003, 10004] }
   - { number: 20003, name: matrix, members: [10002, 10004] }
   - { number: 20004, name: irc, members: [10001, 10004] }
+  - { number: 20005, name: gw, members: [10004, 10005] }
 "#;
 
 pub struct Rig {
@@ -58,6 +63,8 @@ pub struct Rig {
     pub bob: IrcUser,
     pub carol: MatrixUser,
     pub dave: MatrixUser,
+    /// On the bridge's own IRC gateway, logged in to QQ 10005.
+    pub erin: IrcUser,
     pub hbowner: Option<MatrixUser>,
     /// 10003's session: alive for its events task, which records arrivals.
     pub _qq_reader: QqUser,
@@ -136,23 +143,34 @@ impl Rig {
         }
 
         let as_port = free_port();
+        let gateway_port = free_port();
         let tokens = (
             format!("as{:030x}", rand::random::<u128>()),
             format!("hs{:030x}", rand::random::<u128>()),
         );
         let config_path = dir.path().join("bridge.yaml");
-        let yaml =
-            |hs_url: &str| bridge_yaml(dir.path(), &qq_base, hs_url, as_port, &tokens, irc.port());
+        let yaml = |hs_url: &str| {
+            bridge_yaml(
+                dir.path(),
+                &qq_base,
+                hs_url,
+                as_port,
+                &tokens,
+                irc.port(),
+                gateway_port,
+            )
+        };
         let placeholder =
             qqbridge::config::load_str("bench.yaml", &yaml("http://127.0.0.1:1"), &|_| None)?;
         appservices.push(qqbridge::app::registration(&placeholder).await?);
         let hs = Synapse::start(SynapseOptions {
             appservices,
-            log_level: "WARNING".into(),
+            log_level: std::env::var("RELAY_BENCH_SYNAPSE_LOG")
+                .unwrap_or_else(|_| "WARNING".into()),
             ..SynapseOptions::default()
         })
         .await?;
-        eprintln!("Synapse on {}", hs.base_url());
+        eprintln!("Synapse on {} in {}", hs.base_url(), hs.dir().display());
         std::fs::write(&config_path, yaml(&hs.base_url()))?;
 
         let bridge = Command::new(bridge_binary()?)
@@ -221,6 +239,34 @@ impl Rig {
         .await
         .ok();
 
+        // erin logs in to QQ 10005 on the bridge's own IRC gateway; the
+        // first message of her group makes her join its channel.
+        let erin = IrcUser::connect(
+            std::net::SocketAddr::from(([127, 0, 0, 1], gateway_port)),
+            "erin",
+            &[],
+            "erin",
+            arrivals.clone(),
+        )
+        .await?;
+        erin.wait_line(" 001 erin ").await?;
+        erin.send("PRIVMSG &qq :login 10005 demo webqq").await?;
+        let warm = tag("warm-gw", 0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            qq_writer.say_in_group(GROUP_GATEWAY, &warm).await?;
+            if arrivals
+                .wait("erin", &warm, Duration::from_secs(2))
+                .await
+                .is_some()
+            {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("erin never saw her group on the IRC gateway");
+            }
+        }
+
         let room_floor = carol
             .create_room(json!({"invite": [dave.id.clone()], "preset": "private_chat"}))
             .await?;
@@ -240,6 +286,7 @@ impl Rig {
             bob,
             carol,
             dave,
+            erin,
             hbowner: None,
             _qq_reader: qq_reader,
             qq_writer,
@@ -326,6 +373,7 @@ fn bridge_yaml(
     as_port: u16,
     tokens: &(String, String),
     irc_port: u16,
+    gateway_port: u16,
 ) -> String {
     format!(
         r##"database: {db}
@@ -334,7 +382,11 @@ qq:
   protocol: webqq
 irc:
   gateway:
-    enabled: false
+    enabled: true
+    listen: 127.0.0.1:{gateway_port}
+    # Flood control off, as on the ngIRCd of the benchmark.
+    flood_burst: 1000000
+    flood_lines_per_s: 1000000
   networks:
     - name: bench
       host: 127.0.0.1

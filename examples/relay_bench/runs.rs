@@ -13,7 +13,9 @@ use qqbridge::qq::sim::Origin;
 
 use crate::arrivals::tag;
 use crate::clients::MatrixUser;
-use crate::rig::{Rig, GROUP_BOTH, GROUP_FLOOR, GROUP_IRC, GROUP_MATRIX};
+use crate::rig::{
+    Rig, GATEWAY_CHANNEL, GROUP_BOTH, GROUP_FLOOR, GROUP_GATEWAY, GROUP_IRC, GROUP_MATRIX,
+};
 use crate::stats::{CpuSample, Percentiles};
 
 /// How a run's messages are sent.
@@ -29,6 +31,8 @@ enum Source {
     Matrix(MatrixUser, String),
     /// bob writes to a channel.
     Irc(&'static str),
+    /// erin writes to a channel of the bridge's IRC gateway.
+    Gateway(&'static str),
 }
 
 async fn send(rig: &Rig, source: &Source, text: &str) -> Result<()> {
@@ -42,6 +46,7 @@ async fn send(rig: &Rig, source: &Source, text: &str) -> Result<()> {
         }
         Source::Matrix(user, room) => user.say(room, text).await,
         Source::Irc(channel) => rig.bob.send(&format!("PRIVMSG {channel} :{text}")).await,
+        Source::Gateway(channel) => rig.erin.send(&format!("PRIVMSG {channel} :{text}")).await,
     }
 }
 
@@ -60,7 +65,15 @@ pub struct PathLatency {
     pub lost: usize,
 }
 
-pub async fn latency(rig: &Rig, messages: usize) -> Result<Vec<PathLatency>> {
+/// Whether a path's name contains one of `only` (all do when it is empty).
+fn chosen(path: &str, only: &[String]) -> bool {
+    let lower = path.to_lowercase();
+    only.is_empty() || only.iter().any(|o| lower.contains(&o.to_lowercase()))
+}
+
+/// Latency of every path whose name contains one of `only` (all when it is
+/// empty), message by message in turns with the floors.
+pub async fn latency(rig: &Rig, messages: usize, only: &[String]) -> Result<Vec<PathLatency>> {
     let mut runs = vec![
         LatencyRun {
             run: "q",
@@ -82,6 +95,16 @@ pub async fn latency(rig: &Rig, messages: usize) -> Result<Vec<PathLatency>> {
                 ("IRC -> QQ", "qq10003"),
                 ("IRC -> Matrix (qqbridge)", "carol"),
             ],
+        },
+        LatencyRun {
+            run: "g",
+            source: Source::QqClient(GROUP_GATEWAY),
+            targets: vec![("QQ -> IRC gateway", "erin")],
+        },
+        LatencyRun {
+            run: "ig",
+            source: Source::Gateway(GATEWAY_CHANNEL),
+            targets: vec![("IRC gateway -> QQ", "qq10004")],
         },
         LatencyRun {
             run: "fq",
@@ -111,6 +134,11 @@ pub async fn latency(rig: &Rig, messages: usize) -> Result<Vec<PathLatency>> {
             targets: vec![("IRC -> Matrix (heisenbridge)", "hbowner")],
         });
     }
+    runs.retain(|r| {
+        r.targets
+            .iter()
+            .any(|(path, _)| path.starts_with("floor") || chosen(path, only))
+    });
     let mut samples: Vec<Vec<Vec<Duration>>> = runs
         .iter()
         .map(|r| vec![Vec::new(); r.targets.len()])
@@ -276,6 +304,10 @@ async fn ramp(
 /// when `only` is empty), in a fixed order.
 pub async fn throughput(rig: &Rig, only: &[String]) -> Result<Vec<Ramp>> {
     let matrix_rates: &[f64] = &[25.0, 50.0, 100.0, 200.0, 400.0, 800.0];
+    // Paths where a bridge merges a backlog of lines into one event go on.
+    let merged_rates: &[f64] = &[
+        25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0,
+    ];
     let fast_rates: &[f64] = &[
         250.0, 500.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0, 16000.0,
     ];
@@ -286,6 +318,20 @@ pub async fn throughput(rig: &Rig, only: &[String]) -> Result<Vec<Ramp>> {
             "IRC -> QQ",
             "tiq",
             Source::Irc("#qqt"),
+            "qq10004",
+            fast_rates,
+        ),
+        (
+            "QQ -> IRC gateway",
+            "tqg",
+            qq(GROUP_GATEWAY),
+            "erin",
+            fast_rates,
+        ),
+        (
+            "IRC gateway -> QQ",
+            "tgq",
+            Source::Gateway(GATEWAY_CHANNEL),
             "qq10004",
             fast_rates,
         ),
@@ -301,7 +347,7 @@ pub async fn throughput(rig: &Rig, only: &[String]) -> Result<Vec<Ramp>> {
             "tqm",
             qq(GROUP_MATRIX),
             "carol",
-            matrix_rates,
+            merged_rates,
         ),
         (
             "floor Matrix",
@@ -322,7 +368,7 @@ pub async fn throughput(rig: &Rig, only: &[String]) -> Result<Vec<Ramp>> {
             "tim",
             Source::Irc("#qq"),
             "carol",
-            matrix_rates,
+            merged_rates,
         ),
     ];
     if let (Some(owner), Some(room)) = (&rig.hbowner, &rig.room_hb) {
@@ -338,13 +384,12 @@ pub async fn throughput(rig: &Rig, only: &[String]) -> Result<Vec<Ramp>> {
             "thi",
             Source::Irc("#hb"),
             "hbowner",
-            matrix_rates,
+            merged_rates,
         ));
     }
     let mut out = Vec::new();
     for (path, prefix, source, place, rates) in paths {
-        let lower = path.to_lowercase();
-        if only.is_empty() || only.iter().any(|o| lower.contains(&o.to_lowercase())) {
+        if chosen(path, only) {
             out.push(ramp(rig, path, prefix, source, place, rates).await?);
         }
     }

@@ -477,6 +477,16 @@ pub struct AppserviceConfig {
     /// Largest appservice transaction body accepted, in bytes.
     #[serde(default = "default_max_transaction_bytes")]
     pub max_transaction_bytes: usize,
+    /// When a room's send queue is behind (the homeserver slower than the
+    /// chat), up to this many waiting plain lines of one ghost go out as
+    /// one multi-line event (at most 64: the queue is read 64 items at a
+    /// time); 0 or 1 = always one event per message.
+    #[serde(default = "default_merge_backlog_lines")]
+    pub merge_backlog_lines: usize,
+}
+
+fn default_merge_backlog_lines() -> usize {
+    64
 }
 
 fn default_max_transaction_bytes() -> usize {
@@ -497,6 +507,7 @@ impl Default for AppserviceConfig {
             hs_token: None,
             public_url: None,
             max_transaction_bytes: default_max_transaction_bytes(),
+            merge_backlog_lines: default_merge_backlog_lines(),
         }
     }
 }

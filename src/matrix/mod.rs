@@ -27,6 +27,7 @@
 //! the side named [`SIDE_NAME`].
 
 mod appservice;
+mod backlog_merge;
 mod bot;
 pub mod botmode;
 pub mod client;
@@ -43,7 +44,7 @@ mod room_queue;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -96,6 +97,9 @@ pub(crate) struct Settings {
     /// Base of media links given to QQ users.
     pub public_url: String,
     pub max_transaction_bytes: usize,
+    /// Most lines of one ghost merged into one event when a room's queue
+    /// is behind; below 2, never.
+    pub merge_lines: usize,
 }
 
 /// The shared state of the Matrix side.
@@ -117,6 +121,10 @@ pub(crate) struct Matrix {
     presence_set: Mutex<HashMap<String, Presence>>,
     /// A task watches for the homeserver to come back.
     watching: AtomicBool,
+    /// The first room-queue item this process queued: only items from
+    /// here on can be known never to have reached the homeserver, so only
+    /// they are merged (see [`backlog_merge`]).
+    merge_floor: OnceLock<i64>,
     myself: Weak<Matrix>,
 }
 
@@ -209,6 +217,7 @@ pub async fn start(
             .trim_end_matches('/')
             .to_owned(),
         max_transaction_bytes: appservice.max_transaction_bytes,
+        merge_lines: appservice.merge_backlog_lines,
     };
     let hs = Homeserver::new(&matrix_config.homeserver_url, as_token)?;
     let listener = tokio::net::TcpListener::bind(appservice.listen)
@@ -234,6 +243,7 @@ pub async fn start(
         portal_lock: tokio::sync::Mutex::new(()),
         presence_set: Mutex::new(HashMap::new()),
         watching: AtomicBool::new(false),
+        merge_floor: OnceLock::new(),
         myself: myself.clone(),
     });
     core.register_side(Arc::new(deliver::MatrixSide(Arc::downgrade(&matrix))));

@@ -7,7 +7,8 @@
 //! concurrent sends), retried with backoff while the homeserver is down,
 //! and resumed from the store after a restart. The outbox item id makes
 //! the Matrix transaction id, so a send retried after a lost answer is not
-//! duplicated by the homeserver.
+//! duplicated by the homeserver. A queue that is behind sends one ghost's
+//! waiting lines as one event ([`backlog_merge`]).
 
 use std::sync::Weak;
 
@@ -22,6 +23,7 @@ use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, TransactionId};
 use crate::core::outbox::{Carried, Courier};
 use crate::store::OutboxItem;
 
+use super::backlog_merge;
 use super::client::HsError;
 use super::ids::parse_user_id;
 use super::{Matrix, MatrixError};
@@ -56,6 +58,14 @@ pub enum RoomOp {
     },
     /// Invite the user back (a DM portal they had left gets a message).
     Invite { inviter: String, user: String },
+    /// Several waiting `m.room.message` lines of one sender sent as one
+    /// event (see [`backlog_merge`](super::backlog_merge)); never merged
+    /// again, since its transaction id may have reached the homeserver.
+    Merged {
+        sender: String,
+        lines: usize,
+        content: Value,
+    },
 }
 
 /// The courier of the room queues, held by the outbox workers.
@@ -74,10 +84,62 @@ impl Courier for RoomCourier {
             Ok(op) => op,
             Err(e) => return Carried::Failed(format!("unreadable room operation: {e}")),
         };
-        match matrix.perform(room, item.id, &op).await {
+        matrix.carry_op(room, item.id, &op).await
+    }
+
+    /// Merges the lines one ghost has waiting at the head of the queue
+    /// into one event when the room is behind; otherwise the head alone.
+    async fn carry_run(&self, destination: &str, items: &[OutboxItem]) -> Vec<Carried> {
+        let Some(head) = items.first() else {
+            return Vec::new();
+        };
+        if let Some(outcomes) = self.carry_merged(destination, items).await {
+            return outcomes;
+        }
+        vec![self.carry(destination, head).await]
+    }
+}
+
+impl RoomCourier {
+    /// Carries the merge planned for the head of `items`, if there is one.
+    async fn carry_merged(&self, destination: &str, items: &[OutboxItem]) -> Option<Vec<Carried>> {
+        let matrix = self.0.upgrade()?;
+        let room = destination.strip_prefix(DESTINATION_PREFIX)?;
+        let merge = backlog_merge::plan(
+            items,
+            matrix.merge_floor.get().copied(),
+            matrix.settings.merge_lines,
+        )?;
+        // Stored before it is sent: a crash then resends the merged event
+        // under the same transaction id, never its lines again.
+        let stored = match serde_json::to_string(&merge.op) {
+            Ok(payload) => matrix
+                .store
+                .merge_outbox_items(merge.keep, &payload, &merge.absorbed)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = stored {
+            tracing::warn!(%room, error = %e, "cannot merge waiting lines; sending them one by one");
+            return None;
+        }
+        Some(match matrix.carry_op(room, merge.keep, &merge.op).await {
+            // The absorbed items are gone from the store already; the
+            // worker passes over them.
+            Carried::Later(why) => vec![Carried::Later(why)],
+            outcome => vec![outcome; 1 + merge.absorbed.len()],
+        })
+    }
+}
+
+impl Matrix {
+    /// Carries one operation and says what the outbox should do with it.
+    async fn carry_op(&self, room: &str, item_id: i64, op: &RoomOp) -> Carried {
+        match self.perform(room, item_id, op).await {
             Ok(()) => Carried::Done,
             Err(MatrixError::Homeserver(e)) if e.is_transient() => {
-                matrix.homeserver_down();
+                self.homeserver_down();
                 Carried::Later(e.to_string())
             }
             Err(MatrixError::Store(e)) => Carried::Later(e.to_string()),
@@ -102,7 +164,8 @@ impl Matrix {
     pub(crate) async fn enqueue(&self, room: &str, op: &RoomOp) -> Result<(), MatrixError> {
         let payload = serde_json::to_string(op)
             .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-        self.rooms
+        let id = self
+            .rooms
             .push(
                 &self.courier,
                 &format!("{DESTINATION_PREFIX}{room}"),
@@ -110,6 +173,7 @@ impl Matrix {
                 &payload,
             )
             .await?;
+        self.merge_floor.get_or_init(|| id);
         Ok(())
     }
 
@@ -153,24 +217,14 @@ impl Matrix {
                 event_type,
                 content,
             } => {
-                let txn = format!("qqbridge.{item_id}");
-                match self
-                    .send_event(room, &txn, sender, event_type, content)
+                self.send_as_ghost(room, item_id, sender, event_type, content)
                     .await
-                {
-                    Err(MatrixError::Homeserver(HsError::Refused { errcode, .. }))
-                        if errcode == "M_FORBIDDEN" && !self.ids.is_bot(sender) =>
-                    {
-                        // The ghost is not (or no longer) in the room: join
-                        // it again, then send once more.
-                        self.store.delete_matrix_members(Some(room), sender).await?;
-                        let inviter = self.room_voice(room).await?;
-                        self.ensure_member(room, sender, &inviter, None).await?;
-                        self.send_event(room, &txn, sender, event_type, content)
-                            .await
-                    }
-                    other => other,
-                }
+            }
+            RoomOp::Merged {
+                sender, content, ..
+            } => {
+                self.send_as_ghost(room, item_id, sender, "m.room.message", content)
+                    .await
             }
             RoomOp::Member {
                 user,
@@ -227,6 +281,36 @@ impl Matrix {
                 }
             }
             RoomOp::Invite { inviter, user } => self.invite(room, inviter, user).await,
+        }
+    }
+
+    /// Sends a message event as `sender` under the item's transaction id;
+    /// a ghost that is not in the room (any more) joins, then sends again.
+    async fn send_as_ghost(
+        &self,
+        room: &str,
+        item_id: i64,
+        sender: &str,
+        event_type: &str,
+        content: &Value,
+    ) -> Result<(), MatrixError> {
+        let txn = format!("qqbridge.{item_id}");
+        match self
+            .send_event(room, &txn, sender, event_type, content)
+            .await
+        {
+            Err(MatrixError::Homeserver(HsError::Refused { errcode, .. }))
+                if errcode == "M_FORBIDDEN" && !self.ids.is_bot(sender) =>
+            {
+                // The ghost is not (or no longer) in the room: join
+                // it again, then send once more.
+                self.store.delete_matrix_members(Some(room), sender).await?;
+                let inviter = self.room_voice(room).await?;
+                self.ensure_member(room, sender, &inviter, None).await?;
+                self.send_event(room, &txn, sender, event_type, content)
+                    .await
+            }
+            other => other,
         }
     }
 

@@ -217,6 +217,16 @@ pub trait Store: Send + Sync {
     /// failure is then logged by the store.
     fn complete(&self, ids: &[i64]) -> BoxFuture<'static, Result<(), StoreError>>;
     async fn record_attempt(&self, id: i64, error: &str) -> Result<(), StoreError>;
+    /// Rewrites item `keep` with `payload` and removes `absorbed`, in one
+    /// transaction: several waiting items carried as one (Matrix lines
+    /// merged into one event). Fails, changing nothing, when any of them
+    /// is no longer queued.
+    async fn merge_outbox_items(
+        &self,
+        keep: i64,
+        payload: &str,
+        absorbed: &[i64],
+    ) -> Result<(), StoreError>;
 
     /// Destinations with pending items whose name starts with `prefix`
     /// (so a side can restart its own delivery workers after a restart).

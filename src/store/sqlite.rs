@@ -557,6 +557,40 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn merge_outbox_items(
+        &self,
+        keep: i64,
+        payload: &str,
+        absorbed: &[i64],
+    ) -> Result<(), StoreError> {
+        const OP: &str = "merge outbox items";
+        let payload = payload.to_owned();
+        let absorbed = absorbed.to_vec();
+        self.run(OP, move |c| {
+            let tx = c.transaction().map_err(db(OP))?;
+            let mut changed = tx
+                .prepare_cached("UPDATE outbox SET payload = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![keep, payload]))
+                .map_err(db(OP))?;
+            {
+                let mut delete = tx
+                    .prepare_cached("DELETE FROM outbox WHERE id = ?1")
+                    .map_err(db(OP))?;
+                for id in &absorbed {
+                    changed += delete.execute([id]).map_err(db(OP))?;
+                }
+            }
+            if changed != 1 + absorbed.len() {
+                // Dropping the transaction rolls it back.
+                return Err(StoreError::Database(format!(
+                    "{OP}: some of items {keep}, {absorbed:?} are no longer queued"
+                )));
+            }
+            tx.commit().map_err(db(OP))
+        })
+        .await
+    }
+
     async fn outbox_destinations(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let prefix = prefix.to_owned();
         self.run("list outbox destinations", move |c| {
