@@ -19,9 +19,9 @@ use crate::store::OutboxItem;
 
 use super::room_queue::RoomOp;
 
-/// The merged body stays well inside Matrix's 64 KiB event limit, with
-/// room for the HTML version beside it.
-pub const MAX_MERGED_BODY_BYTES: usize = 16 * 1024;
+/// The merged text and its HTML version together stay at this size, so
+/// the event (JSON escaping included) is well inside Matrix's 64 KiB limit.
+pub const MAX_MERGED_BYTES: usize = 24 * 1024;
 
 const HTML_FORMAT: &str = "org.matrix.custom.html";
 
@@ -40,6 +40,9 @@ struct Line {
     msgtype: String,
     body: String,
     html: Option<String>,
+    /// Bytes it adds to a merge: the body and its HTML (escaped when the
+    /// line has none), as if the merge were sent with HTML.
+    bytes: usize,
 }
 
 /// Plain text or notice content with nothing else that a merge would lose
@@ -74,9 +77,14 @@ fn line_of(item: &OutboxItem) -> Option<Line> {
     if fields.keys().any(|k| !known.contains(&k.as_str())) {
         return None;
     }
+    let html_bytes = match &html {
+        Some(h) => h.len(),
+        None => escape_html(&body).len() + 3 * body.matches('\n').count(),
+    };
     Some(Line {
         sender,
         msgtype: msgtype.to_owned(),
+        bytes: body.len() + html_bytes,
         body,
         html,
     })
@@ -95,15 +103,16 @@ pub fn plan(items: &[OutboxItem], floor: Option<i64>, max_lines: usize) -> Optio
     }
     let first = line_of(head)?;
     let mut lines = vec![first];
-    let mut body_bytes = lines[0].body.len();
+    let mut bytes = lines[0].bytes;
     let mut absorbed = Vec::new();
     for item in items.iter().skip(1).take(max_lines - 1) {
         let Some(line) = line_of(item) else { break };
         if line.sender != lines[0].sender || line.msgtype != lines[0].msgtype {
             break;
         }
-        body_bytes += 1 + line.body.len();
-        if body_bytes > MAX_MERGED_BODY_BYTES {
+        // A newline and a `<br>` between lines.
+        bytes += 5 + line.bytes;
+        if bytes > MAX_MERGED_BYTES {
             break;
         }
         absorbed.push(item.id);
@@ -277,9 +286,18 @@ mod tests {
     fn a_merge_stops_at_its_line_and_size_limits() {
         let items: Vec<OutboxItem> = (0..10).map(|i| text(i, "@a:hs", "line")).collect();
         assert_eq!(plan(&items, Some(0), 4).unwrap().absorbed, vec![1, 2, 3]);
-        let big = "x".repeat(MAX_MERGED_BODY_BYTES / 2 - 1);
+        // Each costs its body twice (text and HTML): two fit, three do not.
+        let big = "x".repeat(MAX_MERGED_BYTES / 4 - 3);
         let items: Vec<OutboxItem> = (0..5).map(|i| text(i, "@a:hs", &big)).collect();
         assert_eq!(plan(&items, Some(0), 32).unwrap().absorbed, vec![1]);
+        // Markup counts too: a line whose HTML is large merges with nothing.
+        let heavy = send(
+            1,
+            "@a:hs",
+            json!({"msgtype": "m.text", "body": "b", "format": HTML_FORMAT,
+                   "formatted_body": "<i></i>".repeat(MAX_MERGED_BYTES / 7)}),
+        );
+        assert!(plan(&[text(0, "@a:hs", "a"), heavy], Some(0), 32).is_none());
     }
 
     proptest! {
