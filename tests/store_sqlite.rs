@@ -189,6 +189,27 @@ async fn an_existing_open_file_is_tightened() {
 }
 
 #[tokio::test]
+async fn dropping_the_store_closes_the_database() {
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let store = SqliteStore::open(&path).unwrap();
+    let copy = store.clone();
+    store.set_setting("k", "v").await.unwrap();
+    drop(store);
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    assert!(wal.exists(), "a clone still has the database open");
+    // The last connection to close folds the log in and deletes it; by the
+    // time the drop returns, both the store's and the checkpointer's have.
+    drop(copy);
+    assert!(!wal.exists(), "the log outlived the store");
+    let reopened = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        reopened.get_setting("k").await.unwrap().as_deref(),
+        Some("v")
+    );
+}
+
+#[tokio::test]
 async fn a_newer_schema_is_refused() {
     let dir = TempDir::new().unwrap();
     let path = db_path(&dir);

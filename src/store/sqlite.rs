@@ -52,7 +52,8 @@ const MAX_ERROR_CHARS: usize = 2000;
 pub struct SqliteStore {
     thread: Arc<connection_thread::ConnectionThread>,
     /// Background WAL checkpoints for a database on disk (see
-    /// [`checkpointer`]); they stop when the last clone is dropped.
+    /// [`checkpointer`]). Dropping the last clone waits for both threads to
+    /// close their connections, the store's first (fields drop in order).
     _checkpointer: Option<Arc<checkpointer::Checkpointer>>,
     /// For `Debug` only; `None` for an in-memory database.
     path: Option<PathBuf>,

@@ -27,9 +27,11 @@ const INTERVAL: Duration = Duration::from_millis(250);
 /// Performance). The price is up to 80 MiB of log file on disk.
 pub(super) const BACKSTOP_PAGES: u32 = 20_000;
 
-/// Stops the thread (after one last checkpoint) when dropped.
+/// Stops the thread when dropped and waits for it: one last checkpoint,
+/// then its connection is closed.
 pub(super) struct Checkpointer {
-    _stop: mpsc::Sender<()>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Checkpointer {
@@ -66,11 +68,23 @@ impl Checkpointer {
                 }
             });
         match started {
-            Ok(_) => Some(Checkpointer { _stop: stop }),
+            Ok(thread) => Some(Checkpointer {
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
             Err(e) => {
                 tracing::warn!(error = %e, "no background checkpoints; commits checkpoint themselves");
                 None
             }
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop = None;
+        if let Some(thread) = self.thread.take() {
+            super::connection_thread::join_unless_current(thread);
         }
     }
 }

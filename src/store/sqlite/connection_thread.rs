@@ -23,16 +23,19 @@ use crate::store::StoreError;
 
 type Call = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// The queue into the thread; the thread closes the connection and ends
-/// once the last handle is dropped and the calls already queued have run.
+/// The queue into the thread. Dropping it closes the queue, lets the calls
+/// already queued run, and waits for the thread to close the connection: a
+/// store that has been dropped has let go of its files, so another process
+/// (or a restart) opens a database whose log SQLite has already folded in.
 pub(super) struct ConnectionThread {
-    calls: mpsc::Sender<Call>,
+    calls: Option<mpsc::Sender<Call>>,
+    thread: Option<thread::JoinHandle<()>>,
 }
 
 impl ConnectionThread {
     pub fn start(mut conn: Connection) -> Result<ConnectionThread, StoreError> {
         let (calls, queue) = mpsc::channel::<Call>();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("sqlite-store".into())
             .spawn(move || {
                 while let Ok(call) = queue.recv() {
@@ -46,7 +49,10 @@ impl ConnectionThread {
                 }
             })
             .map_err(|e| StoreError::Database(format!("cannot start the store thread: {e}")))?;
-        Ok(ConnectionThread { calls })
+        Ok(ConnectionThread {
+            calls: Some(calls),
+            thread: Some(thread),
+        })
     }
 
     /// Queues `f` to run on the connection's thread now, after the calls
@@ -69,7 +75,10 @@ impl ConnectionThread {
                 tracing::error!(error = %e, "{op} failed");
             }
         });
-        let queued = self.calls.send(call).is_ok();
+        let queued = self
+            .calls
+            .as_ref()
+            .is_some_and(|calls| calls.send(call).is_ok());
         async move {
             if !queued {
                 return Err(StoreError::Database(format!(
@@ -80,6 +89,23 @@ impl ConnectionThread {
                 .await
                 .map_err(|_| StoreError::Database(format!("{op}: database task panicked")))?
         }
+    }
+}
+
+impl Drop for ConnectionThread {
+    fn drop(&mut self) {
+        self.calls = None;
+        if let Some(thread) = self.thread.take() {
+            join_unless_current(thread);
+        }
+    }
+}
+
+/// Waits for `thread` to end, unless it is the calling thread itself (a
+/// call that held the last handle): that one ends as soon as it returns.
+pub(super) fn join_unless_current(thread: thread::JoinHandle<()>) {
+    if thread.thread().id() != thread::current().id() && thread.join().is_err() {
+        tracing::error!("a store thread panicked while closing the database");
     }
 }
 
