@@ -93,16 +93,34 @@ fn network_yaml(irc: &Ngircd, extra: &str) -> String {
 
 impl Bridge {
     async fn start(scenario: Scenario, network_yaml: &str) -> Bridge {
+        let (sim, dir) = Bridge::simulator(scenario).await;
+        Bridge::start_on(sim, dir, network_yaml).await
+    }
+
+    /// A simulator and an empty database directory for a bridge.
+    async fn simulator(scenario: Scenario) -> (Arc<SimHandle>, tempfile::TempDir) {
         capture_logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = SimConfig::new(scenario);
         config.time_scale = Some(TIME_SCALE);
         let sim = Arc::new(sim::start(config).await.expect("simulator starts"));
-        Bridge::start_on(sim, dir, network_yaml).await
+        (sim, dir)
     }
 
-    /// A bridge on an existing simulator and database directory.
+    /// A bridge on an existing simulator and database directory, once its
+    /// relay is logged in.
     async fn start_on(sim: Arc<SimHandle>, dir: tempfile::TempDir, network_yaml: &str) -> Bridge {
+        let bridge = Bridge::launch_on(sim, dir, network_yaml).await;
+        bridge
+            .until("the relay is logged in", || {
+                bridge.core.login_of(RELAY).is_some()
+            })
+            .await;
+        bridge
+    }
+
+    /// [`Bridge::start_on`] without waiting for the relay.
+    async fn launch_on(sim: Arc<SimHandle>, dir: tempfile::TempDir, network_yaml: &str) -> Bridge {
         let base = format!("http://{}", sim.protocol_addr());
         let http11 = Http11Connector::new(&base)
             .expect("valid URL")
@@ -139,18 +157,12 @@ impl Bridge {
             .await
             .expect("networks start");
         core.restore_logins().await.expect("logins restore");
-        let bridge = Bridge {
+        Bridge {
             sim,
             core,
             networks,
             _dir: dir,
-        };
-        bridge
-            .until("the relay is logged in", || {
-                bridge.core.login_of(RELAY).is_some()
-            })
-            .await;
-        bridge
+        }
     }
 
     /// Stops the bridge as the binary does on SIGTERM; returns what a new
@@ -372,6 +384,82 @@ async fn a_group_channel_works_both_ways_with_chinese_nicks_and_no_loops() {
     assert_eq!(alice.said("HackfanHao[qq]", "#qq").await, "Hackfan 也来了");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(bridge.group_texts(10004, 10001).len(), 2, "no loops");
+}
+
+#[tokio::test]
+async fn lines_said_before_the_relay_is_up_wait_for_it_and_keep_their_order() {
+    // alice talks faster than ngIRCd's flood control lets a client.
+    let irc = ngircd(NgircdOptions {
+        flood_control: false,
+        ..NgircdOptions::default()
+    })
+    .await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    // The relay's first login fails for now: the simulator answers every
+    // HTTP QQ 1.1 request of 10001 with NULL, so it has no session and no
+    // stored login yet. (HTTP QQ 1.1 has no groups: the channel is the
+    // relay's chat with its buddy 微程.)
+    let (sim, dir) = Bridge::simulator(quiet_demo()).await;
+    sim.world().set_null_replies(10001, true);
+    let yaml = format!(
+        "name: {NETWORK}\nhost: 127.0.0.1\nport: {port}\nbot_nick: qqbot\n\
+         relays: [{{uin: 10001, password: demo, protocol: http11}}]\n\
+         channels: [{{channel: \"#qq\", buddy: 10002}}]\n",
+        port = irc.port(),
+    );
+    let bridge = Bridge::launch_on(sim, dir, &yaml).await;
+    alice
+        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
+        .await;
+    let line = |i: usize| format!("<alice> 第 {i} 行");
+    for i in 1..=100 {
+        alice.say("#qq", &format!("第 {i} 行")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(bridge.core.login_of(RELAY).is_none());
+    assert!(bridge.buddy_texts(10002, 10001).is_empty());
+
+    // The relay comes up while alice keeps talking: the waiting lines go
+    // first, and none said meanwhile passes them.
+    bridge.sim.world().set_null_replies(10001, false);
+    let mut i = 101;
+    while bridge.core.login_of(RELAY).is_none() {
+        alice.say("#qq", &format!("第 {i} 行")).await;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..40 {
+        alice.say("#qq", &format!("第 {i} 行")).await;
+        i += 1;
+        tokio::task::yield_now().await;
+    }
+    let said = i - 1;
+    let expected: Vec<String> = (1..=said).map(line).collect();
+    let deadline = Instant::now() + WAIT;
+    while bridge.buddy_texts(10002, 10001).len() < said {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {said} lines arrived: {:?}",
+            bridge.buddy_texts(10002, 10001).len(),
+            bridge.buddy_texts(10002, 10001)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(bridge.buddy_texts(10002, 10001), expected);
+    // Nobody was told that a line was lost.
+    alice.send("PING :done").await;
+    let mut notices = Vec::new();
+    loop {
+        let m = alice.next().await;
+        if matches!(&m.command, Command::PONG(..)) {
+            break;
+        }
+        if let Command::NOTICE(_, text) = &m.command {
+            notices.push(text.clone());
+        }
+    }
+    assert!(notices.is_empty(), "{notices:?}");
 }
 
 #[tokio::test]

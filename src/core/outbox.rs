@@ -158,6 +158,19 @@ impl Outbox {
         workers.insert(destination.to_owned(), Worker { signal, task });
     }
 
+    /// Whether `destination` has no live worker. Every item pushed through
+    /// this outbox keeps its destination's worker alive until the worker
+    /// has read the destination empty, so once items left by an earlier run
+    /// have been woken (see [`Outbox::wake`]), an idle destination has
+    /// nothing waiting and something new may skip its queue without
+    /// overtaking anything.
+    pub fn is_idle(&self, destination: &str) -> bool {
+        let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        workers
+            .get(destination)
+            .is_none_or(|w| w.task.is_finished())
+    }
+
     /// Stops all workers; undelivered items stay in the store.
     pub fn stop(&self) {
         if let Ok(mut workers) = self.workers.lock() {
@@ -460,5 +473,49 @@ mod tests {
         assert!(outbox.workers.lock().unwrap().contains_key("dest"));
         assert!(retire(&workers, "dest", &signal), "nothing new: retire");
         assert!(outbox.workers.lock().unwrap().is_empty());
+    }
+
+    /// Postpones everything until opened.
+    struct Gate {
+        open: AtomicBool,
+        carried: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Courier for Gate {
+        async fn carry(&self, _: &str, item: &OutboxItem) -> Carried {
+            if !self.open.load(Ordering::Acquire) {
+                return Carried::Later("closed".into());
+            }
+            self.carried.lock().unwrap().push(item.payload.clone());
+            Carried::Done
+        }
+    }
+
+    #[tokio::test]
+    async fn a_destination_is_idle_only_when_nothing_waits_in_it_once_woken() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let gate = Arc::new(Gate {
+            open: AtomicBool::new(false),
+            carried: Mutex::new(Vec::new()),
+        });
+        let courier: Arc<dyn Courier> = gate.clone();
+        // Left by an earlier run: no worker until someone wakes it, which
+        // is why callers of `is_idle` wake their queues first.
+        store.enqueue("dest", "lane", "old").await.unwrap();
+        let outbox = Outbox::new(store.clone());
+        assert!(outbox.is_idle("dest"));
+        outbox.wake(&courier, "dest");
+        assert!(!outbox.is_idle("dest"));
+        outbox.push(&courier, "dest", "lane", "new").await.unwrap();
+        // Postponed items keep the worker, so the destination is busy.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!outbox.is_idle("dest"));
+        assert!(outbox.is_idle("elsewhere"));
+        gate.open.store(true, Ordering::Release);
+        outbox.wake(&courier, "dest");
+        wait_until("the worker read its queue empty", || outbox.is_idle("dest")).await;
+        assert_eq!(*gate.carried.lock().unwrap(), vec!["old", "new"]);
+        assert!(store.pending("dest", 10).await.unwrap().is_empty());
     }
 }

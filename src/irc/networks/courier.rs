@@ -368,14 +368,22 @@ impl Network {
             Ok(f) => f,
             Err(e) => return Carried::Failed(format!("unreadable queue item: {e}")),
         };
-        // The queue item's id names the message for good: when a crash
-        // makes this queue carry a run again, the core knows the link and
-        // does not queue those messages for QQ a second time.
-        let queued = match self.core.login_of(&from.relay_user) {
-            Some(owner) => {
+        self.relay_to_qq(&from, Some(item.id)).await
+    }
+
+    /// Hands an IRC user's words to the core's queue for QQ, as the relay
+    /// login's message. `queue_id` is the id of this queue's item carrying
+    /// them, if any: it names the message for good, so when a crash makes
+    /// this queue carry a run again, the core knows the link and does not
+    /// queue those messages for QQ a second time. Without one (straight
+    /// from the IRC connection, nothing to carry again) no link is needed.
+    /// `Failed` means the channel has been told why.
+    pub(crate) async fn relay_to_qq(&self, from: &FromIrc, queue_id: Option<i64>) -> Carried {
+        let queued = match (self.core.login_of(&from.relay_user), queue_id) {
+            (Some(owner), Some(id)) => {
                 let link = MessageLink {
                     side: network_scope(self.name()),
-                    side_id: item.id.to_string(),
+                    side_id: id.to_string(),
                     owner,
                     chat: from.chat,
                     message: crate::core::bridge::new_message_id(),
@@ -385,16 +393,26 @@ impl Network {
                     .await
                     .map(|_| ())
             }
-            None => Err(CoreError::NotLoggedIn),
+            (Some(_), None) => {
+                self.core
+                    .send_to_qq(&from.relay_user, from.chat, from.text.clone(), None)
+                    .await
+            }
+            (None, _) => Err(CoreError::NotLoggedIn),
         };
         match queued {
             Ok(()) => Carried::Done,
             Err(CoreError::NotLoggedIn) => {
-                let stored = self
-                    .store
-                    .logins_of(&from.relay_user)
-                    .await
-                    .map(|l| !l.is_empty());
+                // A configured relay still logging in for the first time
+                // has no stored login yet, but will come: its lines wait.
+                let stored = if self.is_configured_relay(&from.relay_user) {
+                    Ok(true)
+                } else {
+                    self.store
+                        .logins_of(&from.relay_user)
+                        .await
+                        .map(|l| !l.is_empty())
+                };
                 match stored {
                     Ok(false) => {
                         self.tell(

@@ -11,8 +11,10 @@ use irc::proto::{Command, Message};
 use crate::core::model::{ChatId, RichText, Uin};
 use crate::core::text::{irc_lowercase, parse_ctcp, parse_irc};
 
+use crate::core::outbox::Carried;
+
 use super::courier::FromIrc;
-use super::ids::person_user_id;
+use super::ids::{from_irc_destination, person_user_id};
 use super::network::Network;
 
 /// `<nick> text`, `* nick text` or `-nick- text`: an IRC user's words as a
@@ -97,6 +99,18 @@ impl Network {
             text: rich,
             channel: mapping.channel,
         };
+        // With nothing waiting in the channel's queue and the relay logged
+        // in, the line goes straight to the core's (durable) queue for QQ:
+        // one store write instead of three and no task hand-off (README,
+        // Performance). Lines are read one at a time, so none can pass it.
+        if self.queue_is_empty(&from_irc_destination(self.name(), &item.channel)) {
+            match self.relay_to_qq(&item, None).await {
+                Carried::Later(why) => {
+                    tracing::debug!(network = %self.name(), %channel, %why, "IRC line queued for QQ");
+                }
+                Carried::Done | Carried::Failed(_) => return,
+            }
+        }
         if let Err(e) = self.queue_from_irc(&item).await {
             tracing::error!(network = %self.name(), %channel, error = %e,
                 "cannot queue an IRC message for QQ; it is lost");

@@ -47,6 +47,9 @@ pub(crate) struct Network {
     /// NICKLEN last announced by the server; 0 = not known yet.
     nicklen: AtomicUsize,
     stopping: AtomicBool,
+    /// Set once the queues left by an earlier run have workers (see
+    /// [`Network::wake_queues`]); from then on an idle queue is empty.
+    queues_resumed: AtomicBool,
     myself: Weak<Network>,
 }
 
@@ -101,6 +104,7 @@ impl Network {
             command_turns: Mutex::new(HashMap::new()),
             nicklen: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            queues_resumed: AtomicBool::new(false),
             myself: myself.clone(),
         });
         Ok((net, rx))
@@ -215,7 +219,14 @@ impl Network {
         for destination in self.store.outbox_destinations(&prefix).await? {
             self.outbox.wake(&courier, &destination);
         }
+        self.queues_resumed.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Whether nothing waits in `destination`'s queue, so a new item may
+    /// skip it without overtaking anything (see [`Outbox::is_idle`]).
+    pub(crate) fn queue_is_empty(&self, destination: &str) -> bool {
+        self.queues_resumed.load(Ordering::Acquire) && self.outbox.is_idle(destination)
     }
 
     /// Reads what every connection reports, until the network stops.

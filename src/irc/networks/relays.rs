@@ -28,11 +28,7 @@ impl Network {
     pub(crate) async fn start_relays(self: &Arc<Self>) -> Result<(), crate::store::StoreError> {
         // Relays no longer in the config are not logged in again.
         for login in self.store.logins().await? {
-            let configured = self
-                .settings
-                .relays
-                .iter()
-                .any(|r| relay_user_id(self.name(), Uin(r.uin)) == login.user);
+            let configured = self.is_configured_relay(&login.user);
             let ours = match parse_user_id(&login.user) {
                 Some((net, Who::Relay(_))) => net == self.name(),
                 _ => false,
@@ -60,6 +56,14 @@ impl Network {
             tokio::spawn(async move { net.log_relay_in(user, relay).await });
         }
         Ok(())
+    }
+
+    /// Whether `user` is one of this network's configured relay logins.
+    pub(crate) fn is_configured_relay(&self, user: &str) -> bool {
+        self.settings
+            .relays
+            .iter()
+            .any(|r| relay_user_id(self.name(), Uin(r.uin)) == user)
     }
 
     async fn log_relay_in(self: Arc<Self>, user: String, relay: RelayConfig) {
