@@ -9,9 +9,8 @@ use std::sync::Arc;
 use irc::proto::{Command, Message};
 
 use crate::core::model::{ChatId, RichText, Uin};
-use crate::core::text::{irc_lowercase, parse_ctcp, parse_irc};
-
 use crate::core::outbox::Carried;
+use crate::core::text::{irc_lowercase, parse_ctcp, parse_irc};
 
 use super::courier::FromIrc;
 use super::ids::{from_irc_destination, person_user_id};
