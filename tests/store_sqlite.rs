@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use qqbridge::core::model::{ChatId, GroupNumber, Presence, Uin};
 use qqbridge::qq::Protocol;
 use qqbridge::secret::Secret;
-use qqbridge::store::{LinkedItem, MessageLink, Portal, QqLogin, SqliteStore, Store, StoreError};
+use qqbridge::store::{
+    LinkedItem, MatrixMember, MatrixRoom, MessageLink, Portal, QqLogin, SqliteStore, Store,
+    StoreError,
+};
 use tempfile::TempDir;
 
 fn db_path(dir: &TempDir) -> PathBuf {
@@ -993,4 +996,144 @@ async fn merging_outbox_items_rewrites_one_and_removes_the_rest_or_nothing() {
     assert!(refused.is_err());
     let after = payloads(store.pending("matrix:!r", 10).await.unwrap());
     assert_eq!(after, pending, "nothing changed");
+}
+
+fn room(id: &str, user_left: bool) -> MatrixRoom {
+    MatrixRoom {
+        room_id: id.into(),
+        kind: "group".into(),
+        user: "@carol:x".into(),
+        creator: "@bot:x".into(),
+        user_left,
+    }
+}
+
+fn member(room: &str, user: &str, displayname: Option<&str>) -> MatrixMember {
+    MatrixMember {
+        room_id: room.into(),
+        user_id: user.into(),
+        displayname: displayname.map(str::to_owned),
+    }
+}
+
+/// Every lookup is made before each write too, so an answer kept from
+/// before a write would show here.
+#[tokio::test]
+async fn lookups_follow_every_write_to_their_rows() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let group = ChatId::Group(GroupNumber(42));
+    let p = |target: &str| portal(10001, group, "matrix", target);
+    let look = || store.portal(Uin(10001), &group, "matrix");
+    assert_eq!(look().await.unwrap(), None);
+    store.save_portal(&p("!a:x")).await.unwrap();
+    assert_eq!(look().await.unwrap(), Some(p("!a:x")));
+    store.save_portal(&p("!b:x")).await.unwrap();
+    assert_eq!(look().await.unwrap(), Some(p("!b:x")));
+    store
+        .delete_portal(Uin(10001), &group, "matrix")
+        .await
+        .unwrap();
+    assert_eq!(look().await.unwrap(), None);
+
+    let ghost = "@_qq_10002:x";
+    assert_eq!(store.matrix_ghost(ghost).await.unwrap(), None);
+    store.save_matrix_ghost(ghost, None).await.unwrap();
+    assert_eq!(store.matrix_ghost(ghost).await.unwrap(), Some(None));
+    store.save_matrix_ghost(ghost, Some("Bob")).await.unwrap();
+    assert_eq!(
+        store.matrix_ghost(ghost).await.unwrap(),
+        Some(Some("Bob".into()))
+    );
+
+    assert_eq!(store.matrix_room("!a:x").await.unwrap(), None);
+    store.save_matrix_room(&room("!a:x", false)).await.unwrap();
+    assert_eq!(
+        store.matrix_room("!a:x").await.unwrap(),
+        Some(room("!a:x", false))
+    );
+    store.save_matrix_room(&room("!a:x", true)).await.unwrap();
+    assert_eq!(
+        store.matrix_room("!a:x").await.unwrap(),
+        Some(room("!a:x", true))
+    );
+
+    for r in ["!a:x", "!b:x"] {
+        assert_eq!(store.matrix_member(r, ghost).await.unwrap(), None);
+        store
+            .save_matrix_member(&member(r, ghost, None))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.matrix_member(r, ghost).await.unwrap(),
+            Some(member(r, ghost, None))
+        );
+    }
+    store
+        .save_matrix_member(&member("!a:x", ghost, Some("Bobby")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.matrix_member("!a:x", ghost).await.unwrap(),
+        Some(member("!a:x", ghost, Some("Bobby")))
+    );
+    store
+        .delete_matrix_members(Some("!a:x"), ghost)
+        .await
+        .unwrap();
+    assert_eq!(store.matrix_member("!a:x", ghost).await.unwrap(), None);
+    assert!(store.matrix_member("!b:x", ghost).await.unwrap().is_some());
+    store
+        .save_matrix_member(&member("!a:x", ghost, None))
+        .await
+        .unwrap();
+    store
+        .save_matrix_member(&member("!a:x", "@_qq_10003:x", None))
+        .await
+        .unwrap();
+    store.delete_matrix_members(None, ghost).await.unwrap();
+    for r in ["!a:x", "!b:x"] {
+        assert_eq!(store.matrix_member(r, ghost).await.unwrap(), None, "{r}");
+    }
+    assert!(store
+        .matrix_member("!a:x", "@_qq_10003:x")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// The rows a relayed message looks up are read from the file once: a
+/// change made behind the store's back (which no supported setup does)
+/// goes unseen until the store is opened again.
+#[tokio::test]
+async fn lookups_are_answered_from_memory_after_the_first() {
+    let dir = TempDir::new().unwrap();
+    let path = db_path(&dir);
+    let store = SqliteStore::open(&path).unwrap();
+    store.save_matrix_room(&room("!a:x", false)).await.unwrap();
+    store
+        .save_matrix_ghost("@_qq_10002:x", Some("Bob"))
+        .await
+        .unwrap();
+    raw_sql(
+        &path,
+        "UPDATE matrix_rooms SET user_left = 1; UPDATE matrix_ghosts SET displayname = 'Eve';",
+    );
+    assert_eq!(
+        store.matrix_room("!a:x").await.unwrap(),
+        Some(room("!a:x", false))
+    );
+    assert_eq!(
+        store.matrix_ghost("@_qq_10002:x").await.unwrap(),
+        Some(Some("Bob".into()))
+    );
+    drop(store);
+    let reopened = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        reopened.matrix_room("!a:x").await.unwrap(),
+        Some(room("!a:x", true))
+    );
+    assert_eq!(
+        reopened.matrix_ghost("@_qq_10002:x").await.unwrap(),
+        Some(Some("Eve".into()))
+    );
 }

@@ -9,6 +9,7 @@
 mod checkpointer;
 mod connection_thread;
 mod linked;
+mod lookup_cache;
 mod matrix;
 mod migrations;
 mod puppets;
@@ -51,6 +52,9 @@ const MAX_ERROR_CHARS: usize = 2000;
 #[derive(Clone)]
 pub struct SqliteStore {
     thread: Arc<connection_thread::ConnectionThread>,
+    /// Portals, Matrix rooms, ghosts and members as last read or written
+    /// (see [`lookup_cache`]).
+    cache: Arc<lookup_cache::LookupCache>,
     /// Background WAL checkpoints for a database on disk (see
     /// [`checkpointer`]). Dropping the last clone waits for both threads to
     /// close their connections, the store's first (fields drop in order).
@@ -166,6 +170,7 @@ impl SqliteStore {
     fn serve(conn: Connection, path: Option<PathBuf>) -> Result<SqliteStore, StoreError> {
         Ok(SqliteStore {
             thread: Arc::new(connection_thread::ConnectionThread::start(conn)?),
+            cache: Arc::default(),
             _checkpointer: None,
             path,
         })
@@ -258,6 +263,7 @@ impl Store for SqliteStore {
     async fn save_portal(&self, portal: &Portal) -> Result<(), StoreError> {
         const OP: &str = "save portal";
         let portal = portal.clone();
+        let cache = self.cache.clone();
         self.run(OP, move |c| {
             c.execute(
                 "INSERT INTO portals (owner, chat, side, target) VALUES (?1, ?2, ?3, ?4)
@@ -270,6 +276,8 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(db(OP))?;
+            let key = (portal.owner, portal.chat.to_string(), portal.side.clone());
+            cache.portals.put(key, Some(portal));
             Ok(())
         })
         .await
@@ -282,20 +290,26 @@ impl Store for SqliteStore {
         side: &str,
     ) -> Result<Option<Portal>, StoreError> {
         const OP: &str = "look up portal";
-        let (chat, side) = (chat.to_string(), side.to_owned());
+        let key = (owner, chat.to_string(), side.to_owned());
+        if let Some(known) = self.cache.portals.get(&key) {
+            return Ok(known);
+        }
+        let cache = self.cache.clone();
         self.run(OP, move |c| {
             let sql = format!(
                 "SELECT {PORTAL_COLUMNS} FROM portals WHERE owner = ?1 AND chat = ?2 AND side = ?3"
             );
-            query_opt(
+            let found = query_opt(
                 c,
                 OP,
                 "portals",
                 &sql,
-                params![uin_to_sql(owner), chat, side],
+                params![uin_to_sql(owner), key.1, key.2],
                 portal_row,
                 decode_portal,
-            )
+            )?;
+            cache.portals.put(key, found.clone());
+            Ok(found)
         })
         .await
     }
@@ -323,13 +337,15 @@ impl Store for SqliteStore {
 
     async fn delete_portal(&self, owner: Uin, chat: &ChatId, side: &str) -> Result<(), StoreError> {
         const OP: &str = "delete portal";
-        let (chat, side) = (chat.to_string(), side.to_owned());
+        let key = (owner, chat.to_string(), side.to_owned());
+        let cache = self.cache.clone();
         self.run(OP, move |c| {
             c.execute(
                 "DELETE FROM portals WHERE owner = ?1 AND chat = ?2 AND side = ?3",
-                params![uin_to_sql(owner), chat, side],
+                params![uin_to_sql(owner), key.1, key.2],
             )
             .map_err(db(OP))?;
+            cache.portals.put(key, None);
             Ok(())
         })
         .await
@@ -628,8 +644,16 @@ impl Store for SqliteStore {
 
     async fn matrix_ghost(&self, user_id: &str) -> Result<Option<Option<String>>, StoreError> {
         let user_id = user_id.to_owned();
-        self.run("look up ghost", move |c| matrix::ghost(c, &user_id))
-            .await
+        if let Some(known) = self.cache.ghosts.get(&user_id) {
+            return Ok(known);
+        }
+        let cache = self.cache.clone();
+        self.run("look up ghost", move |c| {
+            let found = matrix::ghost(c, &user_id)?;
+            cache.ghosts.put(user_id, found.clone());
+            Ok(found)
+        })
+        .await
     }
 
     async fn save_matrix_ghost(
@@ -638,22 +662,38 @@ impl Store for SqliteStore {
         displayname: Option<&str>,
     ) -> Result<(), StoreError> {
         let (user_id, displayname) = (user_id.to_owned(), displayname.map(str::to_owned));
+        let cache = self.cache.clone();
         self.run("save ghost", move |c| {
-            matrix::save_ghost(c, &user_id, displayname.as_deref())
+            matrix::save_ghost(c, &user_id, displayname.as_deref())?;
+            cache.ghosts.put(user_id, Some(displayname));
+            Ok(())
         })
         .await
     }
 
     async fn matrix_room(&self, room_id: &str) -> Result<Option<MatrixRoom>, StoreError> {
         let room_id = room_id.to_owned();
-        self.run("look up room", move |c| matrix::room(c, &room_id))
-            .await
+        if let Some(known) = self.cache.rooms.get(&room_id) {
+            return Ok(known);
+        }
+        let cache = self.cache.clone();
+        self.run("look up room", move |c| {
+            let found = matrix::room(c, &room_id)?;
+            cache.rooms.put(room_id, found.clone());
+            Ok(found)
+        })
+        .await
     }
 
     async fn save_matrix_room(&self, room: &MatrixRoom) -> Result<(), StoreError> {
         let room = room.clone();
-        self.run("save room", move |c| matrix::save_room(c, &room))
-            .await
+        let cache = self.cache.clone();
+        self.run("save room", move |c| {
+            matrix::save_room(c, &room)?;
+            cache.rooms.put(room.room_id.clone(), Some(room));
+            Ok(())
+        })
+        .await
     }
 
     async fn matrix_rooms_of(&self, user: &str, kind: &str) -> Result<Vec<MatrixRoom>, StoreError> {
@@ -681,17 +721,29 @@ impl Store for SqliteStore {
         room_id: &str,
         user_id: &str,
     ) -> Result<Option<MatrixMember>, StoreError> {
-        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+        let key = (room_id.to_owned(), user_id.to_owned());
+        if let Some(known) = self.cache.members.get(&key) {
+            return Ok(known);
+        }
+        let cache = self.cache.clone();
         self.run("look up room member", move |c| {
-            matrix::member(c, &room_id, &user_id)
+            let found = matrix::member(c, &key.0, &key.1)?;
+            cache.members.put(key, found.clone());
+            Ok(found)
         })
         .await
     }
 
     async fn save_matrix_member(&self, member: &MatrixMember) -> Result<(), StoreError> {
         let member = member.clone();
-        self.run("save room member", move |c| matrix::save_member(c, &member))
-            .await
+        let cache = self.cache.clone();
+        self.run("save room member", move |c| {
+            matrix::save_member(c, &member)?;
+            let key = (member.room_id.clone(), member.user_id.clone());
+            cache.members.put(key, Some(member));
+            Ok(())
+        })
+        .await
     }
 
     async fn delete_matrix_members(
@@ -700,8 +752,14 @@ impl Store for SqliteStore {
         user_id: &str,
     ) -> Result<(), StoreError> {
         let (room_id, user_id) = (room_id.map(str::to_owned), user_id.to_owned());
+        let cache = self.cache.clone();
         self.run("forget room members", move |c| {
-            matrix::delete_members(c, room_id.as_deref(), &user_id)
+            matrix::delete_members(c, room_id.as_deref(), &user_id)?;
+            match room_id {
+                Some(room) => cache.members.put((room, user_id), None),
+                None => cache.members.forget(|(_, user)| *user == user_id),
+            }
+            Ok(())
         })
         .await
     }
