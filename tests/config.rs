@@ -122,6 +122,25 @@ fn contradictory_settings_point_at_the_key() {
     let e = err(&EXAMPLE.replace("user_prefix: _qq_", "user_prefix: \"Bad Prefix\""));
     assert_eq!(e.key.as_deref(), Some("matrix.appservice.user_prefix"));
 
+    let e = err(&EXAMPLE.replace("merge_backlog_lines: 256", "merge_backlog_lines: 1001"));
+    assert_eq!(
+        e.key.as_deref(),
+        Some("matrix.appservice.merge_backlog_lines"),
+        "{e}"
+    );
+    assert!(e.message.contains("at most 1000"), "{e}");
+    let most = load(&EXAMPLE.replace("merge_backlog_lines: 256", "merge_backlog_lines: 1000"));
+    assert_eq!(
+        most.map(|c| c.matrix.appservice.merge_backlog_lines).ok(),
+        Some(1000)
+    );
+    let e = err(&EXAMPLE.replace("merge_linger_ms: 100", "merge_linger_ms: 2001"));
+    assert_eq!(
+        e.key.as_deref(),
+        Some("matrix.appservice.merge_linger_ms"),
+        "{e}"
+    );
+
     let e = err(&EXAMPLE.replace("\"*\": user", "\"*\": superuser"));
     assert!(
         e.key

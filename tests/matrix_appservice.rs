@@ -306,7 +306,11 @@ impl User {
     }
 
     async fn sync(&mut self) {
-        let mut path = "/_matrix/client/v3/sync?timeout=300".to_owned();
+        // Room timelines up to 1,000 events, so a busy room's events are
+        // not cut short between two syncs.
+        let mut path =
+            "/_matrix/client/v3/sync?timeout=300&filter=%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A1000%7D%7D%7D"
+                .to_owned();
         if let Some(since) = &self.since {
             path.push_str(&format!("&since={since}"));
         }
@@ -935,6 +939,39 @@ async fn transactions_tokens_outages_and_restarts() {
         .map(|(r, _)| r)
         .collect();
     assert_eq!(invites.len(), 1, "no second portal for the same chat");
+
+    // A busy chat: a line every 2 ms for 2 s. The room keeps up by
+    // merging, and after each merge its queue lingers (100 ms by default)
+    // so the lines gather: a score of events rather than one per send
+    // (~25 ms each here, which would make 80 or so).
+    alice.events.clear();
+    const BUSY: usize = 1000;
+    let mut tick = tokio::time::interval(Duration::from_millis(2));
+    for i in 1..=BUSY {
+        tick.tick().await;
+        world.send_message(10002, 10001, &format!("busy {i}"), Origin::Control);
+    }
+    let busy_events = alice
+        .wait("the busy chat's lines", |u| {
+            let events: Vec<String> = u
+                .events
+                .iter()
+                .filter(|(r, e)| r == &dm && e["sender"] == GHOST_10002)
+                .filter_map(|(_, e)| e["content"]["body"].as_str().map(str::to_owned))
+                .filter(|b| b.starts_with("busy "))
+                .collect();
+            let lines = events.iter().map(|b| b.lines().count()).sum::<usize>();
+            (lines >= BUSY).then_some(events)
+        })
+        .await;
+    let lines: Vec<&str> = busy_events.iter().flat_map(|b| b.lines()).collect();
+    let expected: Vec<String> = (1..=BUSY).map(|i| format!("busy {i}")).collect();
+    assert_eq!(lines, expected, "in order, once each");
+    assert!(
+        busy_events.len() <= 35,
+        "{} events for {BUSY} lines: the queue did not linger after merging",
+        busy_events.len()
+    );
 
     rig.assert_no_secrets_logged();
     rig.stop_bridge().await;

@@ -18,6 +18,9 @@ pub fn tag(run: &str, seq: usize) -> String {
 #[derive(Default)]
 pub struct Arrivals {
     seen: Mutex<HashMap<String, Instant>>,
+    /// Messages (events, lines) carrying at least one tag, per place: a
+    /// bridge that merges lines delivers fewer messages than tags.
+    messages: Mutex<HashMap<String, usize>>,
     notify: Notify,
 }
 
@@ -35,6 +38,9 @@ impl Arrivals {
             }
         }
         if any {
+            if let Ok(mut messages) = self.messages.lock() {
+                *messages.entry(place.to_owned()).or_default() += 1;
+            }
             self.notify.notify_waiters();
         }
     }
@@ -80,10 +86,23 @@ impl Arrivals {
         (n, last)
     }
 
+    /// How many tagged messages `place` has received since the last
+    /// [`Arrivals::clear`].
+    pub fn messages(&self, place: &str) -> usize {
+        self.messages
+            .lock()
+            .ok()
+            .and_then(|m| m.get(place).copied())
+            .unwrap_or(0)
+    }
+
     /// Forgets everything (between runs, so lookups stay cheap).
     pub fn clear(&self) {
         if let Ok(mut seen) = self.seen.lock() {
             seen.clear();
+        }
+        if let Ok(mut messages) = self.messages.lock() {
+            messages.clear();
         }
     }
 }

@@ -121,8 +121,8 @@ impl Report {
         }
         if !self.throughput.is_empty() {
             println!("\n== Throughput ramps (CPU in % of one core over the step)");
-            println!("| path | offered/s | sent | delivered | delivered/s | p50 ms | p99 ms | CPU | saturated |");
-            println!("|---|---:|---:|---:|---:|---:|---:|---|---|");
+            println!("| path | offered/s | sent | delivered | delivered/s | messages received | p50 ms | p99 ms | CPU | saturated |");
+            println!("|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
             for r in &self.throughput {
                 for s in &r.steps {
                     let cpu: Vec<String> = s
@@ -131,12 +131,13 @@ impl Report {
                         .map(|(n, c)| format!("{n} {c:.0}"))
                         .collect();
                     println!(
-                        "| {} | {:.0} | {} | {} | {:.0} | {:.1} | {:.1} | {} | {} |",
+                        "| {} | {:.0} | {} | {} | {:.0} | {} | {:.1} | {:.1} | {} | {} |",
                         r.path,
                         s.offered_per_s,
                         s.sent,
                         s.delivered,
                         s.delivered_per_s,
+                        s.messages,
                         s.latency.p50_ms,
                         s.latency.p99_ms,
                         cpu.join(", "),

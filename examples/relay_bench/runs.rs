@@ -181,6 +181,9 @@ pub struct Step {
     pub sent: usize,
     pub delivered: usize,
     pub delivered_per_s: f64,
+    /// Messages the receiver got for them (fewer than `delivered` where
+    /// lines were merged into one event).
+    pub messages: usize,
     /// CPU of each watched process over the step, % of one core.
     pub cpu_percent: Vec<(String, f64)>,
     pub latency: Percentiles,
@@ -281,6 +284,7 @@ async fn ramp(
             sent: n,
             delivered,
             delivered_per_s,
+            messages: rig.arrivals.messages(place),
             cpu_percent: watched.iter().map(|w| w.0.clone()).zip(cpu).collect(),
             latency: Percentiles::of(&latencies),
             saturated,

@@ -479,14 +479,31 @@ pub struct AppserviceConfig {
     pub max_transaction_bytes: usize,
     /// When a room's send queue is behind (the homeserver slower than the
     /// chat), up to this many waiting plain lines of one ghost go out as
-    /// one multi-line event (at most 64: the queue is read 64 items at a
-    /// time); 0 or 1 = always one event per message.
+    /// one multi-line event (at most [`MAX_MERGE_BACKLOG_LINES`], and 24 KiB
+    /// of text); 0 or 1 = always one event per message.
     #[serde(default = "default_merge_backlog_lines")]
     pub merge_backlog_lines: usize,
+    /// After sending merged lines, a room's queue waits this long (ms)
+    /// before it reads its next lines, so a busy room's lines gather into
+    /// fewer, fuller events instead of keeping the homeserver busy with one
+    /// event per send; a room that keeps up never waits. 0 = never wait.
+    #[serde(default = "default_merge_linger_ms")]
+    pub merge_linger_ms: u64,
 }
 
+/// The longest `merge_linger_ms`: beyond this, lines would look late.
+pub const MAX_MERGE_LINGER_MS: u64 = 2_000;
+
+fn default_merge_linger_ms() -> u64 {
+    100
+}
+
+/// The most lines `merge_backlog_lines` may ask for: a room queue reads
+/// that many items at a time to plan its merge.
+pub const MAX_MERGE_BACKLOG_LINES: usize = 1000;
+
 fn default_merge_backlog_lines() -> usize {
-    64
+    256
 }
 
 fn default_max_transaction_bytes() -> usize {
@@ -508,6 +525,7 @@ impl Default for AppserviceConfig {
             public_url: None,
             max_transaction_bytes: default_max_transaction_bytes(),
             merge_backlog_lines: default_merge_backlog_lines(),
+            merge_linger_ms: default_merge_linger_ms(),
         }
     }
 }

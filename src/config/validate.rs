@@ -79,6 +79,21 @@ pub(super) fn validate(source: &Source<'_>, config: &Config) -> Result<(), Confi
             return Err(source.error(key, "must be non-empty and use only a-z, 0-9 and . _ = - /"));
         }
     }
+    if appservice.merge_backlog_lines > super::MAX_MERGE_BACKLOG_LINES {
+        return Err(source.error(
+            "matrix.appservice.merge_backlog_lines",
+            format!(
+                "at most {} (a merged event also stops at 24 KiB of text)",
+                super::MAX_MERGE_BACKLOG_LINES
+            ),
+        ));
+    }
+    if appservice.merge_linger_ms > super::MAX_MERGE_LINGER_MS {
+        return Err(source.error(
+            "matrix.appservice.merge_linger_ms",
+            format!("at most {} (ms)", super::MAX_MERGE_LINGER_MS),
+        ));
+    }
     for key in config.permissions.keys() {
         let valid = key == "*"
             || (key.starts_with('@') && key.contains(':'))

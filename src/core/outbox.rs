@@ -34,6 +34,14 @@ pub enum Carried {
 pub trait Courier: Send + Sync {
     async fn carry(&self, destination: &str, item: &OutboxItem) -> Carried;
 
+    /// Items of a destination read per store round trip, and so the most
+    /// one [`Courier::carry_run`] call can see. A courier that folds a
+    /// backlog into fewer deliveries (Matrix rooms merging lines) asks for
+    /// more.
+    fn batch(&self) -> u32 {
+        BATCH
+    }
+
     /// Carries a run from the head of `items` (never empty) that the
     /// destination confirms as one unit, e.g. several lines behind one IRC
     /// PING, and returns one outcome per item carried: at least one, in
@@ -73,8 +81,8 @@ where
     outcomes
 }
 
-/// Items fetched per store round trip.
-const BATCH: u32 = 64;
+/// Items fetched per store round trip unless the courier asks otherwise.
+pub const BATCH: u32 = 64;
 
 pub struct Outbox {
     store: Arc<dyn Store>,
@@ -125,7 +133,11 @@ impl Outbox {
         payload: &str,
     ) -> Result<i64, StoreError> {
         let (id, head) = self
-            .stored_with_head(destination, self.store.enqueue(destination, lane, payload))
+            .stored_with_head(
+                destination,
+                courier.batch(),
+                self.store.enqueue(destination, lane, payload),
+            )
             .await?;
         self.wake_with(courier, destination, head);
         Ok(id)
@@ -141,7 +153,11 @@ impl Outbox {
         items: Vec<LinkedItem>,
     ) -> Result<Vec<Option<i64>>, StoreError> {
         let (ids, head) = self
-            .stored_with_head(destination, self.store.enqueue_linked(destination, items))
+            .stored_with_head(
+                destination,
+                courier.batch(),
+                self.store.enqueue_linked(destination, items),
+            )
             .await?;
         if ids.iter().any(Option::is_some) {
             self.wake_with(courier, destination, head);
@@ -159,6 +175,7 @@ impl Outbox {
     async fn stored_with_head<T>(
         &self,
         destination: &str,
+        batch: u32,
         store: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<(T, Option<Head>), StoreError> {
         let retired = self.workers.retired.load(Ordering::Acquire);
@@ -167,7 +184,7 @@ impl Outbox {
         }
         // Polled in this order, so the read is queued behind the write.
         let (stored, items) =
-            futures::future::join(store, self.store.pending(destination, BATCH)).await;
+            futures::future::join(store, self.store.pending(destination, batch)).await;
         let head = items.ok().map(|items| Head { items, retired });
         Ok((stored?, head))
     }
@@ -261,10 +278,13 @@ async fn run_worker(
     mut first: Option<Vec<OutboxItem>>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    let Some(batch) = courier.upgrade().map(|c| c.batch()) else {
+        return;
+    };
     'outer: loop {
         let read = match first.take() {
             Some(items) => Ok(items),
-            None => store.pending(&destination, BATCH).await,
+            None => store.pending(&destination, batch).await,
         };
         let items = match read {
             Ok(items) => items,

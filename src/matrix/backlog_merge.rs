@@ -3,7 +3,11 @@
 //! events come one after another), the plain lines one ghost has waiting
 //! back to back in a room's queue go out as one multi-line event instead
 //! of one event each. A queue that is not behind holds one item, so an
-//! idle room sees no change and no added delay.
+//! idle room sees no change and no added delay. After sending a merge the
+//! queue waits `merge_linger_ms` before reading again: Synapse's cost is
+//! per event far more than per line (~23 ms of CPU for one line or 256),
+//! so a room that sends each small merge as soon as the last is through
+//! keeps the homeserver busy with events that fuller ones would save.
 //!
 //! Exactly-once still holds because the merge is written to the store
 //! (the head item rewritten, the absorbed ones removed, one transaction)

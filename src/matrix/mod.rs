@@ -100,6 +100,9 @@ pub(crate) struct Settings {
     /// Most lines of one ghost merged into one event when a room's queue
     /// is behind; below 2, never.
     pub merge_lines: usize,
+    /// How long a room's queue waits after sending a merge before it reads
+    /// again (see [`backlog_merge`]).
+    pub merge_linger: std::time::Duration,
 }
 
 /// The shared state of the Matrix side.
@@ -218,6 +221,7 @@ pub async fn start(
             .to_owned(),
         max_transaction_bytes: appservice.max_transaction_bytes,
         merge_lines: appservice.merge_backlog_lines,
+        merge_linger: std::time::Duration::from_millis(appservice.merge_linger_ms),
     };
     let hs = Homeserver::new(&matrix_config.homeserver_url, as_token)?;
     let listener = tokio::net::TcpListener::bind(appservice.listen)

@@ -20,7 +20,7 @@ use ruma::events::MessageLikeEventType;
 use ruma::serde::Raw;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, TransactionId};
 
-use crate::core::outbox::{Carried, Courier};
+use crate::core::outbox::{self, Carried, Courier};
 use crate::store::OutboxItem;
 
 use super::backlog_merge;
@@ -87,6 +87,12 @@ impl Courier for RoomCourier {
         matrix.carry_op(room, item.id, &op).await
     }
 
+    /// Enough of the queue to merge as many lines as configured.
+    fn batch(&self) -> u32 {
+        let lines = self.0.upgrade().map_or(0, |m| m.settings.merge_lines);
+        u32::try_from(lines).map_or(u32::MAX, |l| l.max(outbox::BATCH))
+    }
+
     /// Merges the lines one ghost has waiting at the head of the queue
     /// into one event when the room is behind; otherwise the head alone.
     async fn carry_run(&self, destination: &str, items: &[OutboxItem]) -> Vec<Carried> {
@@ -128,9 +134,31 @@ impl RoomCourier {
             // The absorbed items are gone from the store already; the
             // worker passes over them.
             Carried::Later(why) => vec![Carried::Later(why)],
-            outcome => vec![outcome; 1 + merge.absorbed.len()],
+            outcome => {
+                let merged = 1 + merge.absorbed.len();
+                if lingers_after(merged, items.len(), matrix.settings.merge_lines) {
+                    tokio::time::sleep(matrix.settings.merge_linger).await;
+                }
+                vec![outcome; merged]
+            }
         })
     }
+}
+
+/// A merge of at least this many lines means the homeserver is that far
+/// behind the room: worth lingering for. Fewer, and the room goes back to
+/// sending at once; with the default 100 ms linger a room stays lingering
+/// while it gets more than ~30 lines a second.
+const LINGER_FROM_LINES: usize = 4;
+
+/// Whether a room's queue lingers after sending a merge of `merged` lines
+/// out of the `read` it had: only when the room is well behind and the
+/// merge took all it had read, so the next lines gather into one fuller
+/// event instead of going out as soon as this one is through. A merge cut
+/// short by its limits or by another sender goes on at once: more lines
+/// are already waiting.
+fn lingers_after(merged: usize, read: usize, max_lines: usize) -> bool {
+    merged >= LINGER_FROM_LINES && merged == read && merged < max_lines
 }
 
 impl Matrix {
@@ -369,5 +397,23 @@ impl Matrix {
             .await?
             .map(|r| r.creator)
             .unwrap_or_else(|| self.ids.bot.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_well_behind_room_whose_merge_took_everything_lingers() {
+        // Well behind, everything read was merged: linger.
+        assert!(lingers_after(12, 12, 256));
+        // A few lines behind: send at once (a calm room stays calm).
+        assert!(!lingers_after(3, 3, 256));
+        // More was read than merged (another sender, a reply, the size
+        // limit): those go out now.
+        assert!(!lingers_after(12, 20, 256));
+        // A full merge: more lines are surely waiting.
+        assert!(!lingers_after(256, 256, 256));
     }
 }
