@@ -176,6 +176,31 @@ impl SqliteStore {
         })
     }
 
+    /// A lookup [`lookup_cache`] keeps: the answer `table` has for `key`,
+    /// or else `read` run on the store's thread, its answer kept there.
+    async fn cached<K, V>(
+        &self,
+        op: &'static str,
+        table: fn(&lookup_cache::LookupCache) -> &lookup_cache::Table<K, V>,
+        key: K,
+        read: fn(&Connection, &K) -> Result<V, StoreError>,
+    ) -> Result<V, StoreError>
+    where
+        K: Eq + std::hash::Hash + Send + 'static,
+        V: Clone + Send + 'static,
+    {
+        if let Some(known) = table(&self.cache).get(&key) {
+            return Ok(known);
+        }
+        let cache = self.cache.clone();
+        self.run(op, move |c| {
+            let found = read(c, &key)?;
+            table(&cache).put(key, found.clone());
+            Ok(found)
+        })
+        .await
+    }
+
     /// Runs `f` with the connection on its thread.
     async fn run<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
     where
@@ -291,26 +316,25 @@ impl Store for SqliteStore {
     ) -> Result<Option<Portal>, StoreError> {
         const OP: &str = "look up portal";
         let key = (owner, chat.to_string(), side.to_owned());
-        if let Some(known) = self.cache.portals.get(&key) {
-            return Ok(known);
-        }
-        let cache = self.cache.clone();
-        self.run(OP, move |c| {
-            let sql = format!(
+        self.cached(
+            OP,
+            |c| &c.portals,
+            key,
+            |c, (owner, chat, side)| {
+                let sql = format!(
                 "SELECT {PORTAL_COLUMNS} FROM portals WHERE owner = ?1 AND chat = ?2 AND side = ?3"
             );
-            let found = query_opt(
-                c,
-                OP,
-                "portals",
-                &sql,
-                params![uin_to_sql(owner), key.1, key.2],
-                portal_row,
-                decode_portal,
-            )?;
-            cache.portals.put(key, found.clone());
-            Ok(found)
-        })
+                query_opt(
+                    c,
+                    OP,
+                    "portals",
+                    &sql,
+                    params![uin_to_sql(*owner), chat, side],
+                    portal_row,
+                    decode_portal,
+                )
+            },
+        )
         .await
     }
 
@@ -643,16 +667,13 @@ impl Store for SqliteStore {
     }
 
     async fn matrix_ghost(&self, user_id: &str) -> Result<Option<Option<String>>, StoreError> {
-        let user_id = user_id.to_owned();
-        if let Some(known) = self.cache.ghosts.get(&user_id) {
-            return Ok(known);
-        }
-        let cache = self.cache.clone();
-        self.run("look up ghost", move |c| {
-            let found = matrix::ghost(c, &user_id)?;
-            cache.ghosts.put(user_id, found.clone());
-            Ok(found)
-        })
+        let key = user_id.to_owned();
+        self.cached(
+            "look up ghost",
+            |c| &c.ghosts,
+            key,
+            |c, user_id| matrix::ghost(c, user_id),
+        )
         .await
     }
 
@@ -672,16 +693,13 @@ impl Store for SqliteStore {
     }
 
     async fn matrix_room(&self, room_id: &str) -> Result<Option<MatrixRoom>, StoreError> {
-        let room_id = room_id.to_owned();
-        if let Some(known) = self.cache.rooms.get(&room_id) {
-            return Ok(known);
-        }
-        let cache = self.cache.clone();
-        self.run("look up room", move |c| {
-            let found = matrix::room(c, &room_id)?;
-            cache.rooms.put(room_id, found.clone());
-            Ok(found)
-        })
+        let key = room_id.to_owned();
+        self.cached(
+            "look up room",
+            |c| &c.rooms,
+            key,
+            |c, room_id| matrix::room(c, room_id),
+        )
         .await
     }
 
@@ -722,15 +740,12 @@ impl Store for SqliteStore {
         user_id: &str,
     ) -> Result<Option<MatrixMember>, StoreError> {
         let key = (room_id.to_owned(), user_id.to_owned());
-        if let Some(known) = self.cache.members.get(&key) {
-            return Ok(known);
-        }
-        let cache = self.cache.clone();
-        self.run("look up room member", move |c| {
-            let found = matrix::member(c, &key.0, &key.1)?;
-            cache.members.put(key, found.clone());
-            Ok(found)
-        })
+        self.cached(
+            "look up room member",
+            |c| &c.members,
+            key,
+            |c, (room, user)| matrix::member(c, room, user),
+        )
         .await
     }
 
