@@ -322,8 +322,9 @@ impl Store for SqliteStore {
             key,
             |c, (owner, chat, side)| {
                 let sql = format!(
-                "SELECT {PORTAL_COLUMNS} FROM portals WHERE owner = ?1 AND chat = ?2 AND side = ?3"
-            );
+                    "SELECT {PORTAL_COLUMNS} FROM portals \
+                     WHERE owner = ?1 AND chat = ?2 AND side = ?3"
+                );
                 query_opt(
                     c,
                     OP,

@@ -2,8 +2,9 @@
 //! room, the speaking ghost and whether it is in the room), kept in memory.
 //! Delivering one QQ line to a room read them six times, each a round trip
 //! to the store's thread with two thread wake-ups; a profile at 1,500
-//! lines a second put most of the bridge's time in those hand-offs (README,
-//! Performance). They are small, written rarely and read on every line.
+//! lines a second had a quarter of the bridge's samples in the kernel's
+//! task switching (README, Performance). They are small, written rarely
+//! and read on every line.
 //!
 //! Coherent by construction: the cache is filled and changed only on the
 //! store's thread, by the call that read or wrote the row, right after its
