@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use irc::proto::{Command, Message};
 
 use qqbridge::config::{NetworkConfig, PermissionLevel};
+use qqbridge::core::model::{ChatId, RichText, Uin};
 use qqbridge::core::BridgeCore;
 use qqbridge::irc::networks::{self, NetworksHandle};
 use qqbridge::qq::sim::scenario::{AccountRange, GroupSpec, ScenarioPassword};
@@ -89,6 +90,17 @@ fn network_yaml(irc: &Ngircd, extra: &str) -> String {
          relays: [{{uin: 10001, password: demo, protocol: webqq}}]\n{extra}",
         port = irc.port(),
     )
+}
+
+/// A bridge (quiet demo) with `#qq` bridged to group 20001, once its bot
+/// has joined the channel `alice` is in.
+async fn bridge_group_channel(irc: &Ngircd, alice: &mut User) -> Bridge {
+    let yaml = network_yaml(irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    alice
+        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
+        .await;
+    bridge
 }
 
 impl Bridge {
@@ -345,11 +357,7 @@ async fn a_group_channel_works_both_ways_with_chinese_nicks_and_no_loops() {
     let irc = ngircd(NgircdOptions::default()).await;
     let mut alice = User::connect(&irc, "alice").await;
     alice.join("#qq").await;
-    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
-    let bridge = Bridge::start(quiet_demo(), &yaml).await;
-    alice
-        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
-        .await;
+    let bridge = bridge_group_channel(&irc, &mut alice).await;
 
     // QQ -> IRC: 微程 (10002) speaks through the puppet WeiCheng[qq].
     bridge.qq_says(20001, 10002, "大家好，我是微程 /微笑");
@@ -479,11 +487,7 @@ async fn a_taken_nick_falls_back_and_is_regained() {
         .wait_for("welcome", |m| numeric(m) == Some(1))
         .await;
     squatter.join("#qq").await;
-    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
-    let bridge = Bridge::start(quiet_demo(), &yaml).await;
-    alice
-        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
-        .await;
+    let bridge = bridge_group_channel(&irc, &mut alice).await;
 
     bridge.qq_says(20001, 10002, "我的昵称被占了");
     assert_eq!(
@@ -605,6 +609,111 @@ async fn a_burst_from_one_speaker_arrives_complete_and_in_order() {
     assert_eq!(seen, expected);
 }
 
+/// A busy channel: the bot reads the lines waiting together and hands
+/// them to the relay's queue for QQ in one transaction; all of them still
+/// reach the group once each and in order.
+#[tokio::test]
+async fn a_busy_channel_reaches_the_group_complete_and_in_order() {
+    let irc = ngircd(NgircdOptions::without_flood_control()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    let bridge = bridge_group_channel(&irc, &mut alice).await;
+    // 200: the simulator remembers the last 256 messages an account got.
+    let expected: Vec<String> = (1..=200).map(|i| format!("<alice> 刷屏 {i}")).collect();
+    for i in 1..=200 {
+        alice.say("#qq", &format!("刷屏 {i}")).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    while bridge.group_texts(10002, 10001).len() < expected.len() {
+        let got = bridge.group_texts(10002, 10001);
+        assert!(
+            Instant::now() < deadline,
+            "{} of 200 lines reached the group; missing: {:?}",
+            got.len(),
+            expected
+                .iter()
+                .filter(|l| !got.contains(l))
+                .collect::<Vec<_>>(),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bridge.group_texts(10002, 10001), expected);
+}
+
+/// At the relay's queue limit, lines from IRC are refused, never dropped
+/// silently: each channel is told how many of its lines were not relayed
+/// (once per refused burst, not once per line), and the lines queued
+/// before still go out, in order, once QQ takes them again.
+#[tokio::test]
+async fn at_the_queue_limit_the_channel_is_told_how_many_lines_were_refused() {
+    let irc = ngircd(NgircdOptions::without_flood_control()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    let yaml = format!(
+        "name: {NETWORK}\nhost: 127.0.0.1\nport: {port}\nbot_nick: qqbot\n\
+         relays: [{{uin: 10001, password: demo, protocol: http11}}]\n\
+         channels: [{{channel: \"#qq\", buddy: 10002}}]\n",
+        port = irc.port(),
+    );
+    let bridge = Bridge::start(quiet_demo(), &yaml).await;
+    alice
+        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
+        .await;
+    // QQ stops taking the relay's messages; five fill its queue.
+    bridge.core.set_qq_queue_limit(5);
+    bridge.sim.world().set_null_replies(10001, true);
+    for i in 1..=5 {
+        bridge
+            .core
+            .send_to_qq(
+                RELAY,
+                ChatId::Buddy(Uin(10002)),
+                RichText::plain(format!("排队 {i}")),
+                None,
+            )
+            .await
+            .expect("below the limit");
+    }
+    for i in 1..=20 {
+        alice.say("#qq", &format!("被拒 {i}")).await;
+    }
+    let mut refused = 0;
+    let mut notices = Vec::new();
+    while refused < 20 {
+        let m = alice.wait_for(
+            "a refusal notice",
+            |m| matches!(&m.command, Command::NOTICE(target, _) if target == "#qq"),
+        );
+        let Command::NOTICE(_, text) = m.await.command else {
+            unreachable!()
+        };
+        assert!(
+            text.contains("messages are still waiting to be sent to QQ"),
+            "{text}"
+        );
+        refused += match text.split_once(" lines not relayed to QQ: ") {
+            Some((n, _)) => n.parse::<usize>().expect("a count"),
+            None if text.starts_with("not relayed to QQ: ") => 1,
+            None => panic!("unexpected notice: {text}"),
+        };
+        notices.push(text);
+    }
+    assert_eq!(refused, 20, "{notices:?}");
+
+    bridge.sim.world().set_null_replies(10001, false);
+    alice.say("#qq", "之后").await;
+    let mut expected: Vec<String> = (1..=5).map(|i| format!("排队 {i}")).collect();
+    expected.push("<alice> 之后".to_owned());
+    bridge
+        .until("the queued lines and the next reach QQ", || {
+            bridge.buddy_texts(10002, 10001).len() >= expected.len()
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bridge.buddy_texts(10002, 10001), expected);
+}
+
 #[tokio::test]
 async fn two_hundred_puppets_join_under_flood_control_and_all_speak_in_order() {
     const MEMBERS: u64 = 200;
@@ -684,11 +793,7 @@ async fn a_server_restart_mid_conversation_loses_nothing_and_keeps_order() {
     let mut irc = ngircd(NgircdOptions::default()).await;
     let mut alice = User::connect(&irc, "alice").await;
     alice.join("#qq").await;
-    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
-    let bridge = Bridge::start(quiet_demo(), &yaml).await;
-    alice
-        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
-        .await;
+    let bridge = bridge_group_channel(&irc, &mut alice).await;
     let speakers = [(10002, "WeiCheng[qq]"), (10003, "HackfanHao[qq]")];
     let line = |i: usize| format!("消息 {i}");
     let mut seen: Vec<String> = Vec::new();
@@ -750,11 +855,7 @@ async fn long_lines_are_split_and_injection_attempts_stay_text() {
     let irc = ngircd(NgircdOptions::without_flood_control()).await;
     let mut alice = User::connect(&irc, "alice").await;
     alice.join("#qq").await;
-    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
-    let bridge = Bridge::start(quiet_demo(), &yaml).await;
-    alice
-        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
-        .await;
+    let bridge = bridge_group_channel(&irc, &mut alice).await;
 
     bridge.qq_says(
         20001,
@@ -908,11 +1009,7 @@ async fn a_k_lined_puppet_is_not_retried_and_the_bot_relays_for_it() {
     let irc = ngircd(NgircdOptions::without_flood_control()).await;
     let mut alice = User::connect(&irc, "alice").await;
     alice.join("#qq").await;
-    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
-    let bridge = Bridge::start(quiet_demo(), &yaml).await;
-    alice
-        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
-        .await;
+    let bridge = bridge_group_channel(&irc, &mut alice).await;
     bridge.qq_says(20001, 10002, "还在");
     assert_eq!(alice.said("WeiCheng[qq]", "#qq").await, "还在");
 
@@ -1091,11 +1188,7 @@ async fn in_a_moderated_channel_messages_wait_for_a_voice_and_are_not_lost() {
     // alice made the channel, so she is its operator: she moderates it.
     alice.join("#qq").await;
     alice.send("MODE #qq +m").await;
-    let yaml = network_yaml(&irc, "channels: [{channel: \"#qq\", group: 20001}]\n");
-    let bridge = Bridge::start(quiet_demo(), &yaml).await;
-    alice
-        .wait_for("the bot joins", |m| joined(m, "qqbot", "#qq"))
-        .await;
+    let bridge = bridge_group_channel(&irc, &mut alice).await;
 
     // Neither the puppet nor the bot may speak: the message waits.
     bridge.qq_says(20001, 10002, "等待发言权");

@@ -9,7 +9,7 @@ use qqbridge::core::model::{ChatId, GroupNumber, Presence, Uin};
 use qqbridge::qq::Protocol;
 use qqbridge::secret::Secret;
 use qqbridge::store::{
-    LinkedItem, MatrixMember, MatrixRoom, MessageLink, Portal, QqLogin, SqliteStore, Store,
+    MatrixMember, MatrixRoom, MessageLink, NewOutboxItem, Portal, QqLogin, SqliteStore, Store,
     StoreError,
 };
 use tempfile::TempDir;
@@ -835,20 +835,20 @@ async fn a_link_and_its_queued_message_are_stored_together_or_not_at_all() {
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
         );
         let failed = store
-            .enqueue_linked("qq:@a:x", vec![queued(&event, "boom")])
+            .enqueue_all("qq:@a:x", vec![queued(&event, "boom")], None)
             .await;
         assert!(failed.is_err(), "the injected failure surfaces");
         assert_eq!(store.message_link("matrix", "$event1").await.unwrap(), None);
-        assert_eq!(store.pending_count("qq:@a:x").await.unwrap(), 0);
+        assert_eq!(waiting(&store, "qq:@a:x").await, 0);
 
         let ids = store
-            .enqueue_linked("qq:@a:x", vec![queued(&event, "hello")])
+            .enqueue_all("qq:@a:x", vec![queued(&event, "hello")], None)
             .await
             .unwrap();
         assert!(ids[0].is_some(), "queued once the failure is gone");
         // The replay of the same event is a duplicate: nothing more queued.
         let again = store
-            .enqueue_linked("qq:@a:x", vec![queued(&event, "hello")])
+            .enqueue_all("qq:@a:x", vec![queued(&event, "hello")], None)
             .await
             .unwrap();
         assert_eq!(again, vec![None]);
@@ -862,13 +862,18 @@ async fn a_link_and_its_queued_message_are_stored_together_or_not_at_all() {
     let pending = store.pending("qq:@a:x", 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].payload, "hello");
-    assert_eq!(store.pending_count("qq:@a:x").await.unwrap(), 1);
-    assert_eq!(store.pending_count("qq:@b:x").await.unwrap(), 0);
+    assert_eq!(waiting(&store, "qq:@a:x").await, 1);
+    assert_eq!(waiting(&store, "qq:@b:x").await, 0);
 }
 
-fn queued(link: &MessageLink, payload: &str) -> LinkedItem {
-    LinkedItem {
-        link: link.clone(),
+/// How many items wait for `destination`.
+async fn waiting(store: &SqliteStore, destination: &str) -> usize {
+    store.pending(destination, 100_000).await.unwrap().len()
+}
+
+fn queued(link: &MessageLink, payload: &str) -> NewOutboxItem {
+    NewOutboxItem {
+        link: Some(link.clone()),
         lane: "10002".into(),
         payload: payload.into(),
     }
@@ -889,7 +894,7 @@ async fn a_burst_of_linked_messages_is_stored_whole_with_duplicates_skipped() {
         link("qq:1", "c", chat, "m-c"),
     );
     let ids = store
-        .enqueue_linked("to:x", vec![queued(&a, "A")])
+        .enqueue_all("to:x", vec![queued(&a, "A")], None)
         .await
         .unwrap();
     assert!(ids[0].is_some());
@@ -900,7 +905,7 @@ async fn a_burst_of_linked_messages_is_stored_whole_with_duplicates_skipped() {
          BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
     );
     let failed = store
-        .enqueue_linked("to:x", vec![queued(&b, "B"), queued(&c, "boom")])
+        .enqueue_all("to:x", vec![queued(&b, "B"), queued(&c, "boom")], None)
         .await;
     assert!(failed.is_err());
     assert_eq!(
@@ -908,12 +913,13 @@ async fn a_burst_of_linked_messages_is_stored_whole_with_duplicates_skipped() {
         None,
         "b rolled back"
     );
-    assert_eq!(store.pending_count("to:x").await.unwrap(), 1);
+    assert_eq!(waiting(&store, "to:x").await, 1);
 
     let ids = store
-        .enqueue_linked(
+        .enqueue_all(
             "to:x",
             vec![queued(&b, "B"), queued(&a, "A again"), queued(&c, "C")],
+            None,
         )
         .await
         .unwrap();
@@ -928,6 +934,52 @@ async fn a_burst_of_linked_messages_is_stored_whole_with_duplicates_skipped() {
         .map(|i| i.payload)
         .collect();
     assert_eq!(payloads, vec!["A", "B", "C"]);
+}
+
+/// The per-user flood limit is counted in the queueing transaction: below
+/// it a whole burst goes in (unlinked items too), at it nothing does and
+/// the count comes back.
+#[tokio::test]
+async fn a_capped_queue_refuses_a_burst_whole_once_it_is_full() {
+    let dir = TempDir::new().unwrap();
+    let store = SqliteStore::open(&db_path(&dir)).unwrap();
+    let plain = |payload: &str| NewOutboxItem {
+        link: None,
+        lane: "lane".into(),
+        payload: payload.into(),
+    };
+    let ids = store
+        .enqueue_all("qq:1", vec![plain("a"), plain("b"), plain("c")], Some(3))
+        .await
+        .unwrap();
+    assert!(
+        ids.iter().all(Option::is_some),
+        "unlinked items are never duplicates"
+    );
+    let full = store.enqueue_all("qq:1", vec![plain("d")], Some(3)).await;
+    assert!(
+        matches!(full, Err(StoreError::QueueFull { waiting: 3 })),
+        "{full:?}"
+    );
+    assert_eq!(
+        waiting(&store, "qq:1").await,
+        3,
+        "nothing of the refused burst stored"
+    );
+    // Another destination has its own count; a higher cap lets a burst in.
+    store
+        .enqueue_all("qq:2", vec![plain("x")], Some(1))
+        .await
+        .unwrap();
+    store
+        .enqueue_all("qq:1", vec![plain("d"), plain("e")], Some(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting(&store, "qq:1").await,
+        5,
+        "checked once: a burst may pass the cap"
+    );
 }
 
 /// Commits do not checkpoint the write-ahead log themselves any more (that
@@ -958,7 +1010,7 @@ async fn the_log_reaches_the_database_file_without_a_commit_checkpointing() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(store.pending_count("qq:1").await.unwrap(), 2000);
+    assert_eq!(waiting(&store, "qq:1").await, 2000);
 }
 
 /// Waiting items merged into one: the kept item carries the new payload,

@@ -24,7 +24,7 @@ use crate::qq::{
     EndReason, EventReceiver, LoginRequest, LoginStep, PendingLogin, Protocol, QqConnector,
     QqError, QqEvent, QqSession,
 };
-use crate::store::{LinkedItem, MessageLink, OutboxItem, QqLogin, Store, StoreError};
+use crate::store::{MessageLink, NewOutboxItem, OutboxItem, QqLogin, Store, StoreError};
 
 /// Channel capacity of one session's event stream: a bound so a flooding QQ
 /// session applies backpressure to its own poller, never to other users.
@@ -54,9 +54,22 @@ pub enum CoreError {
     Store(#[from] StoreError),
     #[error(
         "{0} of your messages are still waiting to be sent to QQ, which is the limit; \
-         this one was not accepted, send it again once they are delivered"
+         nothing more is accepted until they are delivered, so send it again then"
     )]
     QueueFull(u64),
+}
+
+/// A chat-side message for QQ, as a side hands it to
+/// [`BridgeCore::send_all_to_qq`].
+#[derive(Debug, Clone)]
+pub struct ToQq {
+    pub chat: ChatId,
+    pub text: RichText,
+    /// The sender's own id of it, echoed back in [`SideEvent::Sent`].
+    pub origin_id: Option<String>,
+    /// Names the message for good (a Matrix event, an IRC queue item), so
+    /// that a replay of it is recognised and not queued twice.
+    pub link: Option<MessageLink>,
 }
 
 /// A chat-side message on its way to QQ, as kept in the outbox.
@@ -276,17 +289,17 @@ impl BridgeCore {
         let items = messages
             .into_iter()
             .map(|(event, link)| {
-                Ok(LinkedItem {
+                Ok(NewOutboxItem {
                     lane: side_lane(&event),
                     payload: serde_json::to_string(&event)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    link,
+                    link: Some(link),
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let ids = self
             .outbox
-            .push_linked(&courier, &side_destination(user), items)
+            .push_all(&courier, &side_destination(user), items, None)
             .await?;
         Ok(ids.iter().filter(|id| id.is_none()).count())
     }
@@ -301,9 +314,13 @@ impl BridgeCore {
         text: RichText,
         origin_id: Option<String>,
     ) -> Result<(), CoreError> {
-        self.queue_for_qq(user, chat, text, origin_id, None)
-            .await
-            .map(|_| ())
+        let message = ToQq {
+            chat,
+            text,
+            origin_id,
+            link: None,
+        };
+        self.send_all_to_qq(user, vec![message]).await.map(|_| ())
     }
 
     /// [`BridgeCore::send_to_qq`] for a message with an id on its side (a
@@ -319,57 +336,61 @@ impl BridgeCore {
         origin_id: Option<String>,
         link: MessageLink,
     ) -> Result<bool, CoreError> {
-        self.queue_for_qq(user, chat, text, origin_id, Some(link))
-            .await
-    }
-
-    async fn queue_for_qq(
-        &self,
-        user: &str,
-        chat: ChatId,
-        text: RichText,
-        origin_id: Option<String>,
-        link: Option<MessageLink>,
-    ) -> Result<bool, CoreError> {
-        let owner = self.login_of(user).ok_or(CoreError::NotLoggedIn)?;
-        let Some(courier) = self.courier() else {
-            return Ok(false);
-        };
-        let destination = qq_destination(user);
-        let limit = self.qq_queue_limit.load(Ordering::Relaxed);
-        let waiting = self.store.pending_count(&destination).await?;
-        if waiting >= limit {
-            tracing::warn!(%user, waiting, "QQ queue of a user is full; message refused");
-            return Err(CoreError::QueueFull(waiting));
-        }
-        let item = OutgoingQq {
-            owner,
+        let message = ToQq {
             chat,
             text,
             origin_id,
+            link: Some(link),
         };
-        let payload =
-            serde_json::to_string(&item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let lane = chat.to_string();
-        match link {
-            Some(link) => {
-                let item = LinkedItem {
-                    link,
-                    lane,
-                    payload,
+        let queued = self.send_all_to_qq(user, vec![message]).await?;
+        Ok(queued.first().copied().unwrap_or(false))
+    }
+
+    /// Accepts several chat-side messages of one user for QQ, all stored in
+    /// one transaction before this returns (a busy IRC channel's lines cost
+    /// one commit instead of one each), and delivered in order. All or
+    /// none: at the user's queue limit none is accepted
+    /// ([`CoreError::QueueFull`]). One entry per message: false when its
+    /// link was known (a duplicate, not queued).
+    pub async fn send_all_to_qq(
+        &self,
+        user: &str,
+        messages: Vec<ToQq>,
+    ) -> Result<Vec<bool>, CoreError> {
+        let owner = self.login_of(user).ok_or(CoreError::NotLoggedIn)?;
+        let Some(courier) = self.courier() else {
+            return Ok(Vec::new());
+        };
+        let items = messages
+            .into_iter()
+            .map(|m| {
+                let lane = m.chat.to_string();
+                let item = OutgoingQq {
+                    owner,
+                    chat: m.chat,
+                    text: m.text,
+                    origin_id: m.origin_id,
                 };
-                let ids = self
-                    .outbox
-                    .push_linked(&courier, &destination, vec![item])
-                    .await?;
-                Ok(ids.first().is_some_and(Option::is_some))
+                Ok(NewOutboxItem {
+                    link: m.link,
+                    lane,
+                    payload: serde_json::to_string(&item)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let limit = self.qq_queue_limit.load(Ordering::Relaxed);
+        let pushed = self
+            .outbox
+            .push_all(&courier, &qq_destination(user), items, Some(limit))
+            .await;
+        match pushed {
+            Ok(ids) => Ok(ids.iter().map(Option::is_some).collect()),
+            Err(StoreError::QueueFull { waiting }) => {
+                tracing::warn!(%user, waiting, "QQ queue of a user is full; messages refused");
+                Err(CoreError::QueueFull(waiting))
             }
-            None => {
-                self.outbox
-                    .push(&courier, &destination, &lane, &payload)
-                    .await?;
-                Ok(true)
-            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -877,9 +898,16 @@ impl BridgeCore {
             QqEvent::Reconnecting { reason } => SideEvent::Notice {
                 text: format!("QQ connection trouble ({reason}); retrying, nothing is lost"),
             },
-            QqEvent::Reconnected => SideEvent::Notice {
-                text: "QQ connection restored".to_owned(),
-            },
+            QqEvent::Reconnected => {
+                // Messages waiting out a retry delay go now, not when the
+                // delay (up to 30 s after a long outage) ends.
+                if let Some(courier) = self.courier() {
+                    self.outbox.wake(&courier, &qq_destination(user));
+                }
+                SideEvent::Notice {
+                    text: "QQ connection restored".to_owned(),
+                }
+            }
             QqEvent::SessionEnded(reason) => {
                 let was_current = self.login_of(user) == Some(owner);
                 if was_current {

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::backoff::Backoff;
-use crate::store::{LinkedItem, OutboxItem, Store, StoreError};
+use crate::store::{NewOutboxItem, OutboxItem, Store, StoreError};
 
 /// What happened to one outbox item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,20 +143,22 @@ impl Outbox {
         Ok(id)
     }
 
-    /// Records the items' links and stores the items in one transaction
-    /// (see [`Store::enqueue_linked`]), then wakes the worker. One entry per
-    /// item: `None` when its link was known, a duplicate not queued.
-    pub async fn push_linked(
+    /// Stores the items, with their links, in one transaction (see
+    /// [`Store::enqueue_all`], also for `cap`), then wakes the worker. One
+    /// entry per item: `None` when its link was known, a duplicate not
+    /// queued.
+    pub async fn push_all(
         &self,
         courier: &Arc<dyn Courier>,
         destination: &str,
-        items: Vec<LinkedItem>,
+        items: Vec<NewOutboxItem>,
+        cap: Option<u64>,
     ) -> Result<Vec<Option<i64>>, StoreError> {
         let (ids, head) = self
             .stored_with_head(
                 destination,
                 courier.batch(),
-                self.store.enqueue_linked(destination, items),
+                self.store.enqueue_all(destination, items, cap),
             )
             .await?;
         if ids.iter().any(Option::is_some) {

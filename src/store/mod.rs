@@ -74,10 +74,11 @@ pub struct MessageLink {
     pub message: String,
 }
 
-/// A message to queue together with its link ([`Store::enqueue_linked`]).
+/// A message to queue ([`Store::enqueue_all`]), with the link that names
+/// it for good when it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkedItem {
-    pub link: MessageLink,
+pub struct NewOutboxItem {
+    pub link: Option<MessageLink>,
     pub lane: String,
     pub payload: String,
 }
@@ -138,6 +139,9 @@ pub enum StoreError {
         "the database was written by a newer qqbridge (schema {found}, this build knows {known})"
     )]
     TooNew { found: u32, known: u32 },
+    /// [`Store::enqueue_all`] with a cap found it reached: nothing queued.
+    #[error("{waiting} messages already wait in this queue")]
+    QueueFull { waiting: u64 },
 }
 
 #[async_trait]
@@ -197,19 +201,25 @@ pub trait Store: Send + Sync {
     ) -> Result<i64, StoreError>;
     /// Pending items of a destination in id order.
     async fn pending(&self, destination: &str, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
-    /// Records each item's link and queues the item for `destination`, all
-    /// in one database transaction. Returns one entry per item, in order:
-    /// its id, or `None` (and nothing queued for it) when its link was
-    /// already known: the message is a duplicate. A crash can never keep a
-    /// link but lose its message, or the reverse. Several at once is how a
-    /// burst of QQ messages costs one commit instead of one each.
-    async fn enqueue_linked(
+    /// Queues the items for `destination`, recording the links of those
+    /// that have one, all in one database transaction. Returns one entry
+    /// per item, in order: its id, or `None` (and nothing queued for it)
+    /// when its link was already known: the message is a duplicate. A
+    /// crash can never keep a link but lose its message, or the reverse.
+    /// Several at once is how a burst of messages costs one commit instead
+    /// of one each.
+    ///
+    /// With `cap`, nothing is queued when `cap` or more items already wait
+    /// ([`StoreError::QueueFull`]): the per-user flood limit, counted in
+    /// the same transaction, so it costs no round trip of its own. It is
+    /// checked once for all the items, so a queue may end up to one burst
+    /// over it.
+    async fn enqueue_all(
         &self,
         destination: &str,
-        items: Vec<LinkedItem>,
+        items: Vec<NewOutboxItem>,
+        cap: Option<u64>,
     ) -> Result<Vec<Option<i64>>, StoreError>;
-    /// Items waiting for `destination` (for the per-user outbox cap).
-    async fn pending_count(&self, destination: &str) -> Result<u64, StoreError>;
     /// Removes delivered (or failed) items, all of them in one transaction.
     /// The removal is queued by the call itself, ahead of every store call
     /// made after it returns (a later [`Store::pending`] never sees the

@@ -27,7 +27,7 @@ use futures::future::BoxFuture;
 use rusqlite::{params, Connection};
 
 use super::{
-    LinkedItem, MatrixInbound, MatrixMedia, MatrixMember, MatrixRoom, MessageLink, OutboxItem,
+    MatrixInbound, MatrixMedia, MatrixMember, MatrixRoom, MessageLink, NewOutboxItem, OutboxItem,
     Portal, QqLogin, Store, StoreError,
 };
 use crate::core::model::{ChatId, Uin};
@@ -523,27 +523,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn enqueue_linked(
+    async fn enqueue_all(
         &self,
         destination: &str,
-        items: Vec<LinkedItem>,
+        items: Vec<NewOutboxItem>,
+        cap: Option<u64>,
     ) -> Result<Vec<Option<i64>>, StoreError> {
         let destination = destination.to_owned();
-        self.run("record message links and queue their messages", move |c| {
-            linked::enqueue_linked(c, &destination, &items)
-        })
-        .await
-    }
-
-    async fn pending_count(&self, destination: &str) -> Result<u64, StoreError> {
-        const OP: &str = "count pending outbox items";
-        let destination = destination.to_owned();
-        self.run(OP, move |c| {
-            let n: i64 = c
-                .prepare_cached("SELECT COUNT(*) FROM outbox WHERE destination = ?1")
-                .and_then(|mut s| s.query_row([destination], |r| r.get(0)))
-                .map_err(db(OP))?;
-            Ok(u64::try_from(n).unwrap_or(0))
+        self.run(linked::OP, move |c| {
+            linked::enqueue_all(c, &destination, &items, cap)
         })
         .await
     }

@@ -13,8 +13,9 @@ use irc::proto::Command;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::core::bridge::ToQq;
 use crate::core::model::{ChatId, RichText, Uin};
-use crate::core::outbox::{carry_each, Carried, Courier};
+use crate::core::outbox::{Carried, Courier};
 use crate::core::side::chat_id_serde;
 use crate::core::text::{irc_payload_budget, render_irc_lines, FaceStyle};
 use crate::core::CoreError;
@@ -56,6 +57,10 @@ pub(crate) struct ToIrc {
     #[serde(default)]
     pub notice: bool,
 }
+
+/// A line for the relay login with the id of the queue item carrying it,
+/// if any (see [`Network::relay_to_qq`]).
+pub(crate) type RelayLine = (FromIrc, Option<i64>);
 
 /// What an IRC user said in a bridged channel, for the relay login.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -363,63 +368,86 @@ impl Network {
         Some(vec![Carried::Done; run.len()])
     }
 
-    async fn carry_to_qq(&self, item: &OutboxItem) -> Carried {
-        let from: FromIrc = match serde_json::from_str(&item.payload) {
-            Ok(f) => f,
-            Err(e) => return Carried::Failed(format!("unreadable queue item: {e}")),
-        };
-        self.relay_to_qq(&from, Some(item.id)).await
+    /// A run of a channel's queued lines goes to the core's queue for QQ
+    /// in one transaction, each linked by its queue item's id. An
+    /// unreadable head goes alone (failed); the run stops before any later
+    /// unreadable item, or a line for another relay login.
+    async fn carry_run_to_qq(&self, items: &[OutboxItem]) -> Vec<Carried> {
+        let mut lines: Vec<RelayLine> = Vec::new();
+        for item in items.iter().take(MAX_RUN) {
+            match serde_json::from_str::<FromIrc>(&item.payload) {
+                Ok(from)
+                    if lines
+                        .first()
+                        .is_none_or(|(f, _)| f.relay_user == from.relay_user) =>
+                {
+                    lines.push((from, Some(item.id)));
+                }
+                Err(e) if lines.is_empty() => {
+                    return vec![Carried::Failed(format!("unreadable queue item: {e}"))];
+                }
+                _ => break,
+            }
+        }
+        match self.relay_to_qq(&lines).await {
+            Carried::Later(why) => vec![Carried::Later(why)],
+            outcome => vec![outcome; lines.len()],
+        }
     }
 
-    /// Hands an IRC user's words to the core's queue for QQ, as the relay
-    /// login's message. `queue_id` is the id of this queue's item carrying
-    /// them, if any: it names the message for good, so when a crash makes
-    /// this queue carry a run again, the core knows the link and does not
-    /// queue those messages for QQ a second time. Without one (straight
-    /// from the IRC connection, nothing to carry again) no link is needed.
-    /// `Failed` means the channel has been told why.
-    pub(crate) async fn relay_to_qq(&self, from: &FromIrc, queue_id: Option<i64>) -> Carried {
-        let queued = match (self.core.login_of(&from.relay_user), queue_id) {
-            (Some(owner), Some(id)) => {
-                let link = MessageLink {
-                    side: network_scope(self.name()),
-                    side_id: id.to_string(),
-                    owner,
-                    chat: from.chat,
-                    message: crate::core::bridge::new_message_id(),
-                };
+    /// Hands IRC users' words (all for one relay login) to the core's
+    /// queue for QQ as the relay login's messages, in one transaction: all
+    /// or none. A line's queue id, if it has one, names the message for
+    /// good: when a crash makes this queue carry a run again, the core
+    /// knows the link and does not queue it for QQ a second time. Without
+    /// one (straight from the IRC connection, nothing to carry again) no
+    /// link is needed. `Failed` means the channels have been told why.
+    pub(crate) async fn relay_to_qq(&self, lines: &[RelayLine]) -> Carried {
+        let Some((first, _)) = lines.first() else {
+            return Carried::Done;
+        };
+        let relay_user = &first.relay_user;
+        let queued = match self.core.login_of(relay_user) {
+            Some(owner) => {
+                let messages = lines
+                    .iter()
+                    .map(|(from, queue_id)| ToQq {
+                        chat: from.chat,
+                        text: from.text.clone(),
+                        origin_id: None,
+                        link: queue_id.map(|id| MessageLink {
+                            side: network_scope(self.name()),
+                            side_id: id.to_string(),
+                            owner,
+                            chat: from.chat,
+                            message: crate::core::bridge::new_message_id(),
+                        }),
+                    })
+                    .collect();
                 self.core
-                    .send_to_qq_once(&from.relay_user, from.chat, from.text.clone(), None, link)
+                    .send_all_to_qq(relay_user, messages)
                     .await
                     .map(|_| ())
             }
-            (Some(_), None) => {
-                self.core
-                    .send_to_qq(&from.relay_user, from.chat, from.text.clone(), None)
-                    .await
-            }
-            (None, _) => Err(CoreError::NotLoggedIn),
+            None => Err(CoreError::NotLoggedIn),
         };
         match queued {
             Ok(()) => Carried::Done,
             Err(CoreError::NotLoggedIn) => {
                 // A configured relay still logging in for the first time
                 // has no stored login yet, but will come: its lines wait.
-                let stored = if self.is_configured_relay(&from.relay_user) {
+                let stored = if self.is_configured_relay(relay_user) {
                     Ok(true)
                 } else {
                     self.store
-                        .logins_of(&from.relay_user)
+                        .logins_of(relay_user)
                         .await
                         .map(|l| !l.is_empty())
                 };
                 match stored {
                     Ok(false) => {
-                        self.tell(
-                            &from.channel,
-                            "not relayed to QQ: no QQ login relays this channel",
-                        )
-                        .await;
+                        self.tell_not_relayed(lines, "no QQ login relays this channel")
+                            .await;
                         Carried::Failed("the relay is not logged in".to_owned())
                     }
                     _ => Carried::Later("the relay's QQ login is not up yet".to_owned()),
@@ -427,10 +455,28 @@ impl Network {
             }
             Err(CoreError::Store(e)) => Carried::Later(e.to_string()),
             Err(e) => {
-                self.tell(&from.channel, &format!("not relayed to QQ: {e}"))
-                    .await;
+                self.tell_not_relayed(lines, &e.to_string()).await;
                 Carried::Failed(e.to_string())
             }
+        }
+    }
+
+    /// Tells each channel of `lines` once that its lines were not relayed,
+    /// and why (a notice per line would flood a busy channel).
+    async fn tell_not_relayed(&self, lines: &[RelayLine], why: &str) {
+        let mut channels: Vec<(&str, usize)> = Vec::new();
+        for (line, _) in lines {
+            match channels.iter_mut().find(|(c, _)| *c == line.channel) {
+                Some((_, n)) => *n += 1,
+                None => channels.push((&line.channel, 1)),
+            }
+        }
+        for (channel, n) in channels {
+            let text = match n {
+                1 => format!("not relayed to QQ: {why}"),
+                n => format!("{n} lines not relayed to QQ: {why}"),
+            };
+            self.tell(channel, &text).await;
         }
     }
 
@@ -454,7 +500,8 @@ impl Network {
 impl Courier for Network {
     async fn carry(&self, destination: &str, item: &OutboxItem) -> Carried {
         if self.is_from_irc(destination) {
-            self.carry_to_qq(item).await
+            let outcomes = self.carry_run_to_qq(std::slice::from_ref(item)).await;
+            outcomes.into_iter().next().unwrap_or(Carried::Done)
         } else {
             self.carry_to_irc(destination, item).await
         }
@@ -465,10 +512,7 @@ impl Courier for Network {
             return Vec::new();
         };
         if self.is_from_irc(destination) {
-            // Each goes to the core's queue for QQ on its own (linked, so a
-            // run carried again after a crash is not queued twice); only
-            // their removal from this queue is shared.
-            return carry_each(items, MAX_RUN, |item| self.carry_to_qq(item)).await;
+            return self.carry_run_to_qq(items).await;
         }
         if let Some(outcomes) = self.carry_run_to_irc(items).await {
             return outcomes;

@@ -22,6 +22,9 @@ use super::puppets::PuppetPool;
 use super::settings::{Settings, RFC_NICKLEN};
 use super::{tls, NetworksError};
 
+/// Most connection events [`Network::run_events`] reads at once.
+const EVENT_BURST: usize = 64;
+
 pub(crate) struct Network {
     pub settings: Settings,
     pub server: Server,
@@ -229,28 +232,44 @@ impl Network {
         self.queues_resumed.load(Ordering::Acquire) && self.outbox.is_idle(destination)
     }
 
-    /// Reads what every connection reports, until the network stops.
+    /// Reads what every connection reports, until the network stops. What
+    /// is waiting is read together, up to [`EVENT_BURST`] events, so that
+    /// a busy channel's lines reach the core's queue for QQ in one store
+    /// transaction (see [`Network::relay_channel_lines`]); any other event
+    /// first sends on the lines before it, so everything keeps its order.
     pub async fn run_events(
         self: Arc<Self>,
         mut rx: mpsc::UnboundedReceiver<(LinkTag, u64, LinkEvent)>,
     ) {
-        while let Some((tag, link_id, event)) = rx.recv().await {
+        let mut burst = Vec::with_capacity(EVENT_BURST);
+        while rx.recv_many(&mut burst, EVENT_BURST).await > 0 {
             if self.is_stopping() {
                 break;
             }
-            match (tag, event) {
-                (LinkTag::Bot, LinkEvent::Message(message)) => {
-                    self.on_bot_message(*message).await;
+            let mut lines = Vec::new();
+            for (tag, link_id, event) in burst.drain(..) {
+                if let (LinkTag::Bot, LinkEvent::Message(message)) = (&tag, &event) {
+                    if let Some(line) = self.channel_line(message) {
+                        lines.push(line);
+                        continue;
+                    }
                 }
-                (LinkTag::Puppet(uin), LinkEvent::Message(message)) => {
-                    self.on_puppet_message(uin, *message).await;
+                self.relay_channel_lines(std::mem::take(&mut lines)).await;
+                match (tag, event) {
+                    (LinkTag::Bot, LinkEvent::Message(message)) => {
+                        self.on_bot_message(*message).await;
+                    }
+                    (LinkTag::Puppet(uin), LinkEvent::Message(message)) => {
+                        self.on_puppet_message(uin, *message).await;
+                    }
+                    (LinkTag::Puppet(uin), LinkEvent::Closed { reason }) => {
+                        self.puppet_closed(uin, link_id, &reason);
+                    }
+                    // The bot's supervisor watches its link itself.
+                    (LinkTag::Bot, LinkEvent::Closed { .. }) => {}
                 }
-                (LinkTag::Puppet(uin), LinkEvent::Closed { reason }) => {
-                    self.puppet_closed(uin, link_id, &reason);
-                }
-                // The bot's supervisor watches its link itself.
-                (LinkTag::Bot, LinkEvent::Closed { .. }) => {}
             }
+            self.relay_channel_lines(lines).await;
         }
     }
 

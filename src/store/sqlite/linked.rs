@@ -1,29 +1,46 @@
-//! Recording a message link and queueing the message it names in one
-//! database transaction, so a crash can never leave one without the other:
-//! a link without its outbox item would make the replayed message look like
-//! a duplicate and lose it; an item without its link would send a replay
-//! twice.
+//! Queueing messages, and recording the links of those that have one, in
+//! one database transaction, so a crash can never leave a link without its
+//! message or the reverse: a link without its outbox item would make the
+//! replayed message look like a duplicate and lose it; an item without its
+//! link would send a replay twice.
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::rows::{db, uin_to_sql};
-use crate::store::{LinkedItem, MessageLink, StoreError};
+use crate::store::{MessageLink, NewOutboxItem, StoreError};
 
-/// Inserts each item's link and, only if it was new, the outbox item, all
-/// in one transaction. Returns each item's id, or `None` when its link was
-/// already known (a duplicate).
-pub(super) fn enqueue_linked(
+pub(super) const OP: &str = "queue messages with their links";
+
+/// Inserts each item's link, if it has one, and, only if that link was
+/// new, the outbox item, all in one transaction; with `cap`, nothing when
+/// `cap` items already wait. Returns each item's id, or `None` when its
+/// link was already known (a duplicate).
+pub(super) fn enqueue_all(
     conn: &mut Connection,
     destination: &str,
-    items: &[LinkedItem],
+    items: &[NewOutboxItem],
+    cap: Option<u64>,
 ) -> Result<Vec<Option<i64>>, StoreError> {
-    const OP: &str = "record message links and queue their messages";
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db(OP))?;
+    if let Some(cap) = cap {
+        let waiting: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE destination = ?1")
+            .and_then(|mut s| s.query_row([destination], |r| r.get(0)))
+            .map_err(db(OP))?;
+        let waiting = u64::try_from(waiting).unwrap_or(0);
+        if waiting >= cap {
+            return Err(StoreError::QueueFull { waiting });
+        }
+    }
     let mut ids = Vec::with_capacity(items.len());
     for item in items {
-        if insert_link(&tx, &item.link).map_err(db(OP))? == 0 {
+        let known = match &item.link {
+            Some(link) => insert_link(&tx, link).map_err(db(OP))? == 0,
+            None => false,
+        };
+        if known {
             ids.push(None);
             continue;
         }
