@@ -454,6 +454,11 @@ impl Network {
                 }
             }
             Err(CoreError::Store(e)) => Carried::Later(e.to_string()),
+            // The queue limit guards QQ from one person's flood; a relay
+            // carries a whole channel, whose lines are paced by the IRC
+            // server already. They wait in the channel's own durable queue
+            // (in order, woken by every new line) instead of being refused.
+            Err(e @ CoreError::QueueFull(_)) => Carried::Later(e.to_string()),
             Err(e) => {
                 self.tell_not_relayed(lines, &e.to_string()).await;
                 Carried::Failed(e.to_string())
