@@ -643,6 +643,7 @@ async fn log_everybody_in(
                 uin,
                 password: Secret::new(PASSWORD),
                 presence: Presence::Online,
+                resume: false,
             };
             let begun = Instant::now();
             let outcome = connector.login(request, tx).await;

@@ -21,7 +21,8 @@
 //!   sends it again), at most two per kill.
 //!
 //! The same harness (real binary, in-process simulator, line-level IRC
-//! client) also runs a QQ server outage: the simulator shut down mid-
+//! client) also runs graceful restarts (SIGTERM: nothing may be lost, over
+//! either protocol) and a QQ server outage: the simulator shut down mid-
 //! conversation and restarted on the same port with no memory of the
 //! bridge's session.
 
@@ -88,13 +89,18 @@ struct Bridge {
 
 impl Bridge {
     fn new(dir: &Path, qq: SocketAddr) -> Bridge {
+        Bridge::with_protocol(dir, qq, "http11")
+    }
+
+    /// A bridge whose logins use `protocol` (`http11` or `webqq`).
+    fn with_protocol(dir: &Path, qq: SocketAddr, protocol: &str) -> Bridge {
         let gateway: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let database = dir.join("bridge.db");
         let config = dir.join("bridge.yaml");
         let yaml = format!(
             r#"database: {db}
 qq:
-  protocol: http11
+  protocol: {protocol}
   server: http://{qq}
   simulator: {{ enabled: false }}
   http11: {{ send_pacing_ms: 40, poll_fast_ms: 50 }}
@@ -156,6 +162,34 @@ logging: {{ filter: info }}
 
     fn pid(&self) -> i32 {
         self.process.as_ref().and_then(|p| p.pid()).unwrap() as i32
+    }
+
+    /// SIGTERM, as a service manager stops it; waits until it has exited
+    /// by itself, successfully.
+    async fn terminate(&mut self) {
+        let mut process = self.process.take().expect("the bridge runs");
+        let pid = process.pid().expect("a live child") as i32;
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(status) = process.exited() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the bridge stops within {WAIT:?} of SIGTERM\n{}",
+                process::log_tail(&self.log, 40)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            status.success(),
+            "a SIGTERMed bridge exits successfully, got {status}\n{}",
+            process::log_tail(&self.log, 40)
+        );
     }
 
     /// Reaps the killed bridge.
@@ -530,6 +564,152 @@ async fn a_conversation_survives_repeated_sigkills_of_the_bridge() {
     assert_eq!(kills_done, KILLS);
     bridge.reap();
     sim.shutdown().await;
+}
+
+const GROUP: u64 = 20001;
+
+const RESTART_SCENARIO: &str = r#"
+time_scale: 1.0
+quirks:
+  cltmsg_min_interval_s: 0.02
+  # A second Login while the first session lives is refused until it
+  # times out (http11.md §3): a restart must continue the session.
+  relogin_while_online: strict
+accounts:
+  - { uin: 10001, password: demo, nick: Me, presence: offline }
+  - { uin: 10002, password: demo, nick: Buddy, presence: online }
+friendships:
+  - [10001, 10002]
+groups:
+  - { number: 20001, name: Restart group, owner: 10002, members: [10001, 10002] }
+"#;
+
+/// The bridge is stopped with SIGTERM (as a service manager stops it for
+/// an upgrade) and started again on the same database, three times, while
+/// a QQ buddy keeps writing, to the user and (over WebQQ, which has groups)
+/// to a group they share. Every message reaches the IRC client exactly
+/// once and in order: unlike a SIGKILL, a graceful stop loses nothing,
+/// since the bridge leaves its QQ session on the server for the next start
+/// instead of logging out, and stores what it took before it exits.
+async fn graceful_restarts_lose_no_qq_message(protocol: &str) {
+    const MESSAGES: usize = 240;
+    const RESTARTS: usize = 3;
+    let started = Instant::now();
+    let sim = sim::start(SimConfig::new(
+        Scenario::from_yaml(RESTART_SCENARIO).unwrap(),
+    ))
+    .await
+    .unwrap();
+    let world = sim.world().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut bridge = Bridge::with_protocol(dir.path(), sim.protocol_addr(), protocol);
+    let with_group = protocol == "webqq";
+    let to_group = |n: usize| format!("grp-{n:04}");
+
+    bridge.start(false).await;
+    let mut irc = Irc::join_as(bridge.gateway).await;
+    // The buddy writes all along: every 10 ms, across the restarts.
+    let writer = {
+        let world = world.clone();
+        tokio::spawn(async move {
+            for n in 0..MESSAGES {
+                world.send_message(BUDDY, ME, &q2i(n), sim::Origin::Control);
+                if with_group {
+                    world.send_group_message(GROUP, BUDDY, &to_group(n), sim::Origin::Control);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let mut lines: Vec<String> = Vec::new();
+    for _ in 0..RESTARTS {
+        let after = Duration::from_millis(rand::thread_rng().gen_range(300..700));
+        tokio::time::sleep(after).await;
+        bridge.terminate().await;
+        assert!(
+            irc.closed_within(WAIT).await,
+            "the stopped bridge closes its clients"
+        );
+        lines.extend(irc.lines.lock().unwrap().iter().cloned());
+        // A moment down, as a restart takes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        bridge.start(true).await;
+        irc = Irc::join_as(bridge.gateway).await;
+    }
+    writer.await.unwrap();
+
+    let want_buddy: Vec<String> = (0..MESSAGES).map(q2i).collect();
+    let want_group: Vec<String> = if with_group {
+        (0..MESSAGES).map(to_group).collect()
+    } else {
+        Vec::new()
+    };
+    let live = irc.lines.clone();
+    let earlier = lines.clone();
+    let shown = wait_until(deadline_in(WAIT), "every QQ message on IRC", || {
+        let mut all = earlier.clone();
+        all.extend(live.lock().unwrap().iter().cloned());
+        let got = messages_from(&all, "10002");
+        let distinct = got.iter().map(|(id, _)| id).collect::<HashSet<_>>().len();
+        let want = want_buddy.len() + want_group.len();
+        async move {
+            if distinct >= want {
+                Ok(got)
+            } else {
+                Err(format!("{distinct} of {want} so far"))
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", process::log_tail(&bridge.log, 60)));
+    // Exactly once (a replay keeps its msgid and is not counted twice),
+    // and each chat in order.
+    let mut seen: HashSet<String> = HashSet::new();
+    let (mut buddy, mut group) = (Vec::new(), Vec::new());
+    for (id, text) in shown {
+        if seen.insert(id) {
+            if text.starts_with("grp-") {
+                group.push(text);
+            } else {
+                buddy.push(text);
+            }
+        }
+    }
+    assert_eq!(
+        buddy, want_buddy,
+        "{protocol}: buddy messages once each, in order"
+    );
+    assert_eq!(
+        group, want_group,
+        "{protocol}: group messages once each, in order"
+    );
+    let log = std::fs::read_to_string(&bridge.log).unwrap_or_default();
+    if protocol == "http11" {
+        // Strict re-login: only continuing the kept session gets back in.
+        assert_eq!(
+            log.matches("continued the session the server kept").count(),
+            RESTARTS,
+            "each restart continues the HTTP QQ 1.1 session"
+        );
+    }
+    assert!(!log.contains("logged out"), "a stop does not log QQ out");
+    println!(
+        "{protocol}: {RESTARTS} graceful restarts, {} messages, none lost, {:?}",
+        want_buddy.len() + want_group.len(),
+        started.elapsed()
+    );
+    bridge.reap();
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_restarts_lose_no_qq_message_over_http11() {
+    graceful_restarts_lose_no_qq_message("http11").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_restarts_lose_no_qq_message_over_webqq() {
+    graceful_restarts_lose_no_qq_message("webqq").await;
 }
 
 /// Texts of the messages `to` received from `from`.

@@ -129,6 +129,7 @@ async fn try_login(conn: &Http11Connector, uin: Uin, password: &str) -> Result<C
         uin,
         password: Secret::new(password),
         presence: Presence::Online,
+        resume: false,
     };
     match conn.login(request, tx).await? {
         LoginStep::Done(session) => Ok(Client {
@@ -419,6 +420,7 @@ async fn initial_presence_is_applied_at_login() {
         uin: ALICE,
         password: Secret::new(password_of(ALICE)),
         presence: Presence::Invisible,
+        resume: false,
     };
     let Ok(LoginStep::Done(_session)) = conn.login(request, tx).await else {
         panic!("login failed");

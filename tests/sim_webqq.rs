@@ -629,6 +629,47 @@ async fn poll_holds_then_102_and_batches_newest_first() {
     sim.shutdown().await;
 }
 
+/// A client that gives up a held poll (closes its connection: a browser
+/// tab closed, a bridge stopping) takes nothing with it: an event that
+/// arrives afterwards waits for the session's next poll. [SIM]: the
+/// documents do not say; an answer nobody can read must not consume it.
+#[tokio::test]
+async fn a_held_poll_whose_client_left_takes_nothing() {
+    let sim = start_sim(&cast("poll_hold_s: 3000")).await;
+    let me = login(&sim, ME, "password123").await;
+    let abandoned = {
+        let mut me = login_clone(&me);
+        tokio::spawn(async move { me.poll_raw().await.text() })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!abandoned.is_finished(), "the poll is held");
+    // Dropping the request closes its connection.
+    abandoned.abort();
+    let _ = abandoned.await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    control(
+        &sim,
+        "POST",
+        "/inject",
+        Some(json!({"from": ALICE, "to": ME, "text": "still here"})),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut next = login_clone(&me);
+    let raw = tokio::time::timeout(Duration::from_secs(5), next.poll_raw())
+        .await
+        .expect("the next poll answers with the waiting event at once")
+        .text();
+    let PollReply::Events(events) = parse_poll(&raw).unwrap() else {
+        panic!("{raw}")
+    };
+    let [PollEvent::Message(m)] = events.as_slice() else {
+        panic!("one message: {events:?}")
+    };
+    assert_eq!(content_text(&m.content), "still here ");
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn every_poll_type_the_world_produces() {
     let sim = start_sim(&cast("")).await;

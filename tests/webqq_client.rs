@@ -512,6 +512,7 @@ fn request(password: &str) -> LoginRequest {
         uin: Uin(OWN),
         password: Secret::new(password),
         presence: Presence::Online,
+        resume: false,
     }
 }
 

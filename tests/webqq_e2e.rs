@@ -102,6 +102,7 @@ fn request(uin: u64, password: &str) -> LoginRequest {
         uin: Uin(uin),
         password: Secret::new(password),
         presence: Presence::Online,
+        resume: false,
     }
 }
 

@@ -373,6 +373,7 @@ impl QqUser {
                     uin: Uin(uin),
                     password: Secret::new("demo".to_owned()),
                     presence: qqbridge::core::model::Presence::Online,
+                    resume: false,
                 },
                 tx,
             )

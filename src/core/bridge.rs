@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
@@ -126,6 +127,9 @@ pub struct BridgeCore {
     /// are refused (and the sender told), so one user whose QQ account is
     /// stuck cannot grow the database without bound.
     qq_queue_limit: AtomicU64,
+    /// The tasks relaying each session's events, so that shutdown can
+    /// wait until what the sessions took from QQ is stored.
+    pumps: Mutex<Vec<JoinHandle<()>>>,
     myself: Weak<BridgeCore>,
 }
 
@@ -165,6 +169,7 @@ impl BridgeCore {
             sides: RwLock::new(HashMap::new()),
             echo: EchoGuard::default(),
             qq_queue_limit: AtomicU64::new(DEFAULT_QQ_QUEUE_LIMIT),
+            pumps: Mutex::new(Vec::new()),
             myself: myself.clone(),
         })
     }
@@ -452,6 +457,7 @@ impl BridgeCore {
             uin,
             password: password.clone(),
             presence: Presence::Online,
+            resume: false,
         };
         let step = connector.login(request, tx).await?;
         self.finish_login_step(user, uin, protocol, password, step, rx)
@@ -589,7 +595,11 @@ impl BridgeCore {
         }
         if let Some(core) = self.myself.upgrade() {
             let user = user.to_owned();
-            tokio::spawn(async move { core.pump_events(user, owner, rx).await });
+            let pump = tokio::spawn(async move { core.pump_events(user, owner, rx).await });
+            if let Ok(mut pumps) = self.pumps.lock() {
+                pumps.retain(|p| !p.is_finished());
+                pumps.push(pump);
+            }
         }
         if let Err(e) = self.notify_user(user, &SideEvent::LoggedIn { owner }).await {
             tracing::error!(error = %e, "cannot queue the login event");
@@ -698,6 +708,9 @@ impl BridgeCore {
                 uin: login.uin,
                 password: login.password.clone(),
                 presence: login.presence,
+                // Stored, so checked when it was typed; the session the
+                // last run left on the server may still be there.
+                resume: true,
             };
             // A slot is held for the login exchange only, not while waiting
             // out a backoff, so one unreachable account cannot hold others up.
@@ -772,6 +785,8 @@ impl BridgeCore {
                     Err(_) => break,
                 }
             }
+            // `SessionEnded` is a session's last event.
+            let ended = matches!(burst.last(), Some(QqEvent::SessionEnded(_)));
             let span = tracing::debug_span!("qq_events", %user, %owner, n = burst.len());
             // Boxed, like every per-user loop's work: the handler's state
             // exists only while events are handled, so the task of an idle
@@ -779,6 +794,9 @@ impl BridgeCore {
             Box::pin(self.handle_qq_events(&user, owner, burst))
                 .instrument(span)
                 .await;
+            if ended {
+                break;
+            }
         }
     }
 
@@ -914,6 +932,9 @@ impl BridgeCore {
                     self.detach_session(user);
                 }
                 let reason = match reason {
+                    // The bridge is stopping; its next start restores the
+                    // login, so there is nothing to tell.
+                    EndReason::Stopped => return ToSide::Nothing,
                     EndReason::LoggedOut => "logged out".to_owned(),
                     EndReason::Kicked(why) => format!("kicked by the QQ server: {why}"),
                     EndReason::LoginFailed(why) => format!("could not log in again: {why}"),
@@ -940,8 +961,12 @@ impl BridgeCore {
         }
     }
 
-    /// Stops relaying and logs every session out; stored logins and the
-    /// outbox stay on disk for the next start.
+    /// Stops relaying and disconnects every session **without logging
+    /// out**: the QQ server keeps each session (and queues what arrives)
+    /// until its idle timeout, and the next start continues or replaces
+    /// it, so a restart misses no QQ message. Returns once what the
+    /// sessions had taken from QQ is stored. Stored logins and the outbox
+    /// stay on disk.
     pub async fn shutdown(&self) {
         self.outbox.stop();
         let sessions: Vec<Arc<dyn QqSession>> = match self.users.lock() {
@@ -951,15 +976,23 @@ impl BridgeCore {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        let logouts = sessions.into_iter().map(|s| async move {
+        let stops = sessions.into_iter().map(|s| async move {
             let uin = s.uin();
-            match tokio::time::timeout(Duration::from_secs(5), s.logout()).await {
-                Ok(Ok(())) => tracing::info!(%uin, "logged out"),
-                Ok(Err(e)) => tracing::warn!(%uin, error = %e, "logout failed"),
-                Err(_) => tracing::warn!(%uin, "logout timed out"),
+            match tokio::time::timeout(SHUTDOWN_WAIT, s.disconnect()).await {
+                Ok(Ok(())) => tracing::info!(%uin, "QQ session left to the next start"),
+                Ok(Err(e)) => tracing::warn!(%uin, error = %e, "disconnecting failed"),
+                Err(_) => tracing::warn!(%uin, "disconnecting timed out"),
             }
         });
-        futures::future::join_all(logouts).await;
+        futures::future::join_all(stops).await;
+        let pumps = match self.pumps.lock() {
+            Ok(mut pumps) => std::mem::take(&mut *pumps),
+            Err(_) => Vec::new(),
+        };
+        let drained = futures::future::join_all(pumps);
+        if tokio::time::timeout(SHUTDOWN_WAIT, drained).await.is_err() {
+            tracing::warn!("QQ events were still being stored at shutdown");
+        }
     }
 
     async fn carry_to_side(&self, user: &str, item: &OutboxItem) -> Carried {
@@ -1107,6 +1140,10 @@ enum ToSide {
 
 /// Most events of one session relayed together.
 const MAX_EVENT_BURST: usize = 64;
+
+/// How long shutdown waits for a session to stop, and then for the events
+/// the sessions took to be stored.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// Delivery order key of a side event: one lane per chat.
 fn side_lane(event: &SideEvent) -> String {

@@ -95,6 +95,9 @@ struct Workers {
     /// head, read together with its item, may have changed since (see
     /// [`Outbox::push`]).
     retired: AtomicU64,
+    /// Set by [`Outbox::stop`]: items are still stored, but no worker
+    /// starts any more (the chat sides are going away).
+    stopped: AtomicBool,
 }
 
 struct Worker {
@@ -120,6 +123,7 @@ impl Outbox {
             workers: Arc::new(Workers {
                 live: Mutex::new(HashMap::new()),
                 retired: AtomicU64::new(0),
+                stopped: AtomicBool::new(false),
             }),
         }
     }
@@ -206,6 +210,9 @@ impl Outbox {
             .live
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        if self.workers.stopped.load(Ordering::Acquire) {
+            return;
+        }
         let mut ended = false;
         if let Some(w) = workers.get(destination) {
             if !w.task.is_finished() {
@@ -251,9 +258,11 @@ impl Outbox {
             .is_none_or(|w| w.task.is_finished())
     }
 
-    /// Stops all workers; undelivered items stay in the store.
+    /// Stops all workers and starts none afterwards; undelivered items
+    /// (and items pushed later) stay in the store for the next start.
     pub fn stop(&self) {
         if let Ok(mut workers) = self.workers.live.lock() {
+            self.workers.stopped.store(true, Ordering::Release);
             for (_, w) in workers.drain() {
                 w.task.abort();
             }
@@ -524,6 +533,23 @@ mod tests {
             recorder.carried().len() == n + 1
         })
         .await;
+    }
+
+    #[tokio::test]
+    async fn after_stop_pushes_are_stored_and_nothing_is_carried() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let outbox = Outbox::new(store.clone());
+        let recorder = Recorder::new(4);
+        let courier: Arc<dyn Courier> = recorder.clone();
+        outbox.stop();
+        outbox.push(&courier, "dest", "lane", "late").await.unwrap();
+        outbox.wake(&courier, "dest");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(recorder.carried().is_empty(), "no worker after stop");
+        assert!(outbox.workers.live.lock().unwrap().is_empty());
+        let kept = store.pending("dest", 10).await.unwrap();
+        assert_eq!(kept.len(), 1, "kept for the next start");
+        assert_eq!(kept[0].payload, "late");
     }
 
     #[tokio::test]

@@ -65,6 +65,12 @@ pub struct LoginRequest {
     pub password: Secret,
     /// Initial status after login.
     pub presence: Presence,
+    /// A stored login restored when the bridge starts: the connector may
+    /// continue the session the server still keeps for this account from
+    /// before the restart (see [`QqSession::disconnect`]) instead of
+    /// logging in anew. Never set for a login a person typed, since
+    /// continuing a session does not check the password.
+    pub resume: bool,
 }
 
 impl fmt::Debug for LoginRequest {
@@ -73,6 +79,7 @@ impl fmt::Debug for LoginRequest {
             .field("uin", &self.uin)
             .field("password", &self.password)
             .field("presence", &self.presence)
+            .field("resume", &self.resume)
             .finish()
     }
 }
@@ -157,6 +164,16 @@ pub trait QqSession: Send + Sync {
     async fn set_signature(&self, text: &str) -> Result<(), QqError>;
     /// Logs out and stops the session's background tasks.
     async fn logout(&self) -> Result<(), QqError>;
+    /// Stops the session's background tasks **without** logging out: the
+    /// bridge is stopping. The server keeps the session until its idle
+    /// timeout and queues what arrives meanwhile, so a restart within it
+    /// misses nothing. Resolves once every event already taken from the
+    /// server was emitted; the last event is
+    /// [`QqEvent::SessionEnded`]`(`[`EndReason::Stopped`]`)`. Sessions
+    /// with nothing to keep on the server log out.
+    async fn disconnect(&self) -> Result<(), QqError> {
+        self.logout().await
+    }
 }
 
 /// Why a session ended.
@@ -167,6 +184,9 @@ pub enum EndReason {
     Kicked(String),
     /// Re-login failed (e.g. password changed).
     LoginFailed(String),
+    /// The bridge stopped it ([`QqSession::disconnect`]); the server may
+    /// still hold it for the next start.
+    Stopped,
 }
 
 /// Events a session emits, already in the canonical model.

@@ -2,7 +2,8 @@
 //! hands out [`Http11Session`]s.
 //!
 //! Login: MD5 the password (the clear text is touched only there), Login
-//! with NULL retries, apply the requested presence, read the buddy list,
+//! with NULL retries (or, restoring a stored login, continue the session
+//! the server kept across the bridge's restart), apply the requested presence, read the buddy list,
 //! start the poller. Everything of one account runs inside a `qq_session`
 //! span carrying its `uin`.
 
@@ -121,7 +122,15 @@ impl Http11Connector {
         let password = PasswordHash::from_password(request.password.expose());
         let wire = Wire::new(self.transport.clone(), request.uin);
         tracing::info!(server = self.transport.authority(), "logging in");
-        let timing = login::log_in(&wire, &password, &self.options).await?;
+        let resumed = if request.resume {
+            login::continue_session(&wire).await
+        } else {
+            None
+        };
+        let timing = match resumed {
+            Some(timing) => timing,
+            None => login::log_in(&wire, &password, &self.options).await?,
+        };
         let link = Arc::new(SessionLink::new(
             wire,
             password,

@@ -23,6 +23,30 @@ pub(crate) struct ServerTiming {
     pub idle_timeout: Duration,
 }
 
+impl ServerTiming {
+    /// What every seed's Login announced (`HI=60&LI=300`, http11.md §3),
+    /// for a continued session, which has no Login reply of its own.
+    pub(crate) const DOCUMENTED: ServerTiming = ServerTiming {
+        heartbeat: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(300),
+    };
+}
+
+/// Continues the session the server still keeps for `wire`'s account at
+/// this address, when it does: a session is known by address and number
+/// alone, and a Login while one is alive is unreliable (http11.md §3). The
+/// probe is a count-only List, which changes nothing. `None`: log in anew.
+pub(crate) async fn continue_session(wire: &Wire) -> Option<ServerTiming> {
+    let probe = Params::List { tn: None, un: None };
+    match wire.call(Version::V1_1, &probe).await {
+        Ok(ReplyBody::List(_)) => {
+            tracing::info!("continued the session the server kept");
+            Some(ServerTiming::DOCUMENTED)
+        }
+        Ok(_) | Err(_) => None,
+    }
+}
+
 /// Logs `wire`'s account in, retrying NULL answers.
 pub(crate) async fn log_in(
     wire: &Wire,

@@ -70,6 +70,27 @@ impl Http11Session {
         }
     }
 
+    /// Stops the poller, then logs out on the server or not, then emits
+    /// `SessionEnded`.
+    async fn stop(&self, log_out: bool) {
+        if self.link.events.is_ended() {
+            return;
+        }
+        self.link.close();
+        if let Some(poller) = self.take_poller() {
+            if poller.await.is_err() {
+                tracing::warn!("the poller task failed");
+            }
+        }
+        let reason = if log_out {
+            log_out_on_server(&self.link).await;
+            EndReason::LoggedOut
+        } else {
+            EndReason::Stopped
+        };
+        self.link.events.end(reason).await;
+    }
+
     fn check_open(&self) -> Result<(), QqError> {
         if self.link.is_closing() {
             Err(QqError::SessionEnded)
@@ -288,22 +309,17 @@ impl QqSession for Http11Session {
     /// Stops the poller, sends Logout (best effort: the server forgets a
     /// silent session anyway) and emits `SessionEnded(LoggedOut)`.
     async fn logout(&self) -> Result<(), QqError> {
-        async {
-            if self.link.events.is_ended() {
-                return Ok(());
-            }
-            self.link.close();
-            if let Some(poller) = self.take_poller() {
-                if poller.await.is_err() {
-                    tracing::warn!("the poller task failed");
-                }
-            }
-            log_out_on_server(&self.link).await;
-            self.link.events.end(EndReason::LoggedOut).await;
-            Ok(())
-        }
-        .instrument(self.span.clone())
-        .await
+        self.stop(true).instrument(self.span.clone()).await;
+        Ok(())
+    }
+
+    /// Stops the poller (a GetMsgEx in flight finishes and its messages
+    /// are emitted) without Logout: the server keeps the session for `LI`
+    /// and queues messages for it, and the next start continues it
+    /// (`LoginRequest::resume`).
+    async fn disconnect(&self) -> Result<(), QqError> {
+        self.stop(false).instrument(self.span.clone()).await;
+        Ok(())
     }
 }
 

@@ -168,6 +168,13 @@ pub trait Route: Send + Sync {
     /// Whether this route answers `request` (method, path, headers).
     fn matches(&self, request: &HttpRequest) -> bool;
     async fn handle(&self, request: HttpRequest) -> HttpResponse;
+    /// Whether `request` may be held for long before its answer (a long
+    /// poll). A held request is dropped when its client closes the
+    /// connection: nobody could read the answer, and what it would have
+    /// taken from a queue must stay there for the next poll [SIM].
+    fn holds(&self, _request: &HttpRequest) -> bool {
+        false
+    }
 }
 
 /// Routes in priority order; unmatched requests get 404.
@@ -187,10 +194,14 @@ impl Router {
     }
 
     pub async fn dispatch(&self, request: HttpRequest) -> HttpResponse {
-        match self.routes.iter().find(|r| r.matches(&request)) {
+        match self.route_for(&request) {
             Some(route) => route.handle(request).await,
             None => HttpResponse::not_found(),
         }
+    }
+
+    fn route_for(&self, request: &HttpRequest) -> Option<&Arc<dyn Route>> {
+        self.routes.iter().find(|r| r.matches(request))
     }
 }
 
@@ -285,7 +296,21 @@ async fn serve_connection(
             }
         };
         let client_keeps = request.wants_keep_alive();
-        match router.dispatch(request).await {
+        let response = match router.route_for(&request) {
+            None => HttpResponse::not_found(),
+            Some(route) if route.holds(&request) => {
+                let answer = route.handle(request);
+                match unless_client_leaves(answer, &mut stream, &mut buffer, limits).await {
+                    Some(response) => response,
+                    None => {
+                        tracing::debug!(%peer, "client left while its request was held");
+                        return;
+                    }
+                }
+            }
+            Some(route) => route.handle(request).await,
+        };
+        match response {
             HttpResponse::Close => break,
             HttpResponse::Bytes { data, keep_alive } => {
                 if stream.write_all(&data).await.is_err() {
@@ -298,6 +323,32 @@ async fn serve_connection(
         }
     }
     close_gracefully(stream, limits.linger).await;
+}
+
+/// Waits for the answer to a held request while watching its connection:
+/// `None` once the client has closed it (or it failed), with the answer
+/// dropped before it could take anything. Bytes the client sends meanwhile
+/// (a pipelined request) stay in `buffer`.
+async fn unless_client_leaves(
+    answer: impl std::future::Future<Output = HttpResponse>,
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+    limits: &HttpLimits,
+) -> Option<HttpResponse> {
+    tokio::pin!(answer);
+    let room = limits.max_head_bytes.saturating_add(limits.max_body_bytes);
+    loop {
+        tokio::select! {
+            // A close seen together with the answer wins: the answer could
+            // not be read anyway.
+            biased;
+            read = read_more(stream, buffer), if buffer.len() <= room => match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            },
+            response = &mut answer => return Some(response),
+        }
+    }
 }
 
 /// Sends FIN, then reads and discards until the client closes (bounded),

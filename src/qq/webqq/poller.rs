@@ -13,6 +13,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::api::{login2, ApiError, Tokens};
 use super::json::{PollEvent, PollReply};
@@ -25,10 +26,11 @@ use crate::qq::{EndReason, QqError};
 /// How many recent `(msg_id, msg_id2)` pairs are remembered.
 const DEDUP_WINDOW: usize = 4096;
 
-/// Starts the poll loop and the heartbeat of a new session.
-pub(super) fn spawn(core: Arc<SessionCore>) {
-    tokio::spawn(poll_loop(core.clone(), core.stop.subscribe()));
+/// Starts the poll loop and the heartbeat of a new session; the handle is
+/// the poll loop's, which has emitted everything it took once it ends.
+pub(super) fn spawn(core: Arc<SessionCore>) -> JoinHandle<()> {
     tokio::spawn(heartbeat_loop(core.clone(), core.stop.subscribe()));
+    tokio::spawn(poll_loop(core.clone(), core.stop.subscribe()))
 }
 
 /// How to get the channel back.

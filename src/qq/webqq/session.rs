@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rand::Rng;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::aliases::Aliases;
 use super::api::{Api, UinKind};
@@ -116,8 +117,11 @@ pub(super) async fn start(
     });
     core.aliases.learn_person(own.0, own);
     confirm_identity(&core, logged_in.login2_uin).await;
-    super::poller::spawn(core.clone());
-    Arc::new(WebqqSession { core })
+    let poller = super::poller::spawn(core.clone());
+    Arc::new(WebqqSession {
+        core,
+        poller: Mutex::new(Some(poller)),
+    })
 }
 
 /// The login2 `uin` is the real number in every capture; if a server
@@ -137,6 +141,8 @@ async fn confirm_identity(core: &SessionCore, login2_uin: u64) {
 #[derive(Debug)]
 pub struct WebqqSession {
     core: Arc<SessionCore>,
+    /// The poll loop, until [`QqSession::disconnect`] waits for it.
+    poller: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[async_trait]
@@ -227,6 +233,22 @@ impl QqSession for WebqqSession {
             tracing::debug!(error = ?e, "logout2 failed; ending the session anyway");
         }
         self.core.end(EndReason::LoggedOut).await;
+        Ok(())
+    }
+
+    /// No `logout2`: the simulator keeps the session for two minutes
+    /// without a poll (webqq.md §8) and queues group and buddy messages
+    /// for it, which the next start's login takes over. The poll in flight is
+    /// dropped, which closes its connection before the server answers it.
+    async fn disconnect(&self) -> Result<(), QqError> {
+        let _ = self.core.stop.send(true);
+        let poller = self.poller.lock().ok().and_then(|mut p| p.take());
+        if let Some(poller) = poller {
+            if poller.await.is_err() {
+                tracing::warn!(own = %self.core.own, "the WebQQ poll loop failed");
+            }
+        }
+        self.core.end(EndReason::Stopped).await;
         Ok(())
     }
 }

@@ -288,4 +288,9 @@ impl Route for WebqqService {
             _ => self.api(&req).await,
         }
     }
+
+    /// `poll2` holds until an event arrives (up to `poll_hold_s`).
+    fn holds(&self, request: &HttpRequest) -> bool {
+        request.path() == ep::POLL2
+    }
 }
