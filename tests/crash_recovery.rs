@@ -309,6 +309,31 @@ impl Irc {
     }
 }
 
+/// Waits until the lines of earlier connections (`earlier`) and of `irc`
+/// together hold `want` distinct messages (by `msgid`) from QQ `uin`;
+/// returns them all in the order read, replays included.
+async fn wait_for_messages(
+    earlier: &[String],
+    irc: &Irc,
+    uin: &str,
+    want: usize,
+) -> anyhow::Result<Vec<(String, String)>> {
+    wait_until(deadline_in(WAIT), "every QQ message on IRC", || {
+        let mut all = earlier.to_vec();
+        all.extend(irc.lines.lock().unwrap().iter().cloned());
+        let got = messages_from(&all, uin);
+        let distinct = got.iter().map(|(id, _)| id).collect::<HashSet<_>>().len();
+        async move {
+            if distinct >= want {
+                Ok(got)
+            } else {
+                Err(format!("{distinct} of {want} so far"))
+            }
+        }
+    })
+    .await
+}
+
 /// Messages from the buddy in the client's lines: (msgid, text).
 fn buddy_messages(lines: &[String]) -> Vec<(String, String)> {
     messages_from(lines, "10002")
@@ -472,24 +497,9 @@ async fn a_conversation_survives_repeated_sigkills_of_the_bridge() {
                 .map(q2i)
                 .filter(|t| !lost_in_flight.contains(t))
                 .collect();
-            let lines = irc.lines.clone();
-            let earlier = client_lines.clone();
-            let shown = wait_until(deadline_in(WAIT), "every QQ message on IRC", || {
-                let mut all = earlier.clone();
-                all.extend(lines.lock().unwrap().iter().cloned());
-                let got = buddy_messages(&all);
-                let distinct = got.iter().map(|(id, _)| id).collect::<HashSet<_>>().len();
-                let want = expected_q2i.len();
-                async move {
-                    if distinct >= want {
-                        Ok(got)
-                    } else {
-                        Err(format!("{distinct} of {want} so far"))
-                    }
-                }
-            })
-            .await
-            .unwrap();
+            let shown = wait_for_messages(&client_lines, &irc, "10002", expected_q2i.len())
+                .await
+                .unwrap();
             let at_qq = wait_until(deadline_in(WAIT), "every IRC message at QQ", || {
                 let got: Vec<String> = world
                     .received(BUDDY)
@@ -644,24 +654,10 @@ async fn graceful_restarts_lose_no_qq_message(protocol: &str) {
     } else {
         Vec::new()
     };
-    let live = irc.lines.clone();
-    let earlier = lines.clone();
-    let shown = wait_until(deadline_in(WAIT), "every QQ message on IRC", || {
-        let mut all = earlier.clone();
-        all.extend(live.lock().unwrap().iter().cloned());
-        let got = messages_from(&all, "10002");
-        let distinct = got.iter().map(|(id, _)| id).collect::<HashSet<_>>().len();
-        let want = want_buddy.len() + want_group.len();
-        async move {
-            if distinct >= want {
-                Ok(got)
-            } else {
-                Err(format!("{distinct} of {want} so far"))
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", process::log_tail(&bridge.log, 60)));
+    let want = want_buddy.len() + want_group.len();
+    let shown = wait_for_messages(&lines, &irc, "10002", want)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", process::log_tail(&bridge.log, 60)));
     // Exactly once (a replay keeps its msgid and is not counted twice),
     // and each chat in order.
     let mut seen: HashSet<String> = HashSet::new();

@@ -30,6 +30,13 @@ pub const GROUP_FLOOR: u64 = 20002;
 pub const GROUP_MATRIX: u64 = 20003;
 /// Group bridged to IRC only (`#qqt`): QQ <-> IRC throughput.
 pub const GROUP_IRC: u64 = 20004;
+/// Group of the relay and carol alone, bridged to a Matrix room and IRC
+/// `#qqm`: the IRC -> Matrix throughput ramp, whose lines no other QQ
+/// client takes (heisenbridge's path has none either; in GROUP_BOTH the
+/// benchmark's own QQ reader and writer would get each line too).
+pub const GROUP_IRC_MATRIX: u64 = 20006;
+/// Its IRC channel.
+pub const IRC_MATRIX_CHANNEL: &str = "#qqm";
 /// Group of erin's QQ account, a channel on the built-in IRC gateway.
 pub const GROUP_GATEWAY: u64 = 20005;
 /// Its channel on the gateway (from the group's name).
@@ -50,6 +57,7 @@ groups:
   - { number: 20003, name: matrix, members: [10002, 10004] }
   - { number: 20004, name: irc, members: [10001, 10004] }
   - { number: 20005, name: gw, members: [10004, 10005] }
+  - { number: 20006, name: ircmatrix, members: [10001, 10002] }
 "#;
 
 pub struct Rig {
@@ -185,7 +193,7 @@ impl Rig {
             .context("starting qqbridge")?;
         eprintln!("qqbridge pid {}", bridge.id().unwrap_or(0));
 
-        let channels = ["#qq", "#qqt", "#floor", "#hb"];
+        let channels = ["#qq", "#qqt", IRC_MATRIX_CHANNEL, "#floor", "#hb"];
         let alice =
             IrcUser::connect(irc.addr(), "alice", &channels, "alice", arrivals.clone()).await?;
         let bob = IrcUser::connect(irc.addr(), "bob", &channels, "bob", arrivals.clone()).await?;
@@ -238,6 +246,15 @@ impl Rig {
         })
         .await
         .ok();
+        // The first line in #qqm opens its portal room (the relay's ghost
+        // posts it).
+        let warm = tag("warm-qqm", 0);
+        alice
+            .send(&format!("PRIVMSG {IRC_MATRIX_CHANNEL} :{warm}"))
+            .await?;
+        carol
+            .wait_message(None, "@_qq_10001:localhost", &warm)
+            .await?;
 
         // erin logs in to QQ 10005 on the bridge's own IRC gateway; the
         // first message of her group makes her join its channel.
@@ -396,6 +413,7 @@ irc:
       channels:
         - {{channel: "#qq", group: {GROUP_BOTH}}}
         - {{channel: "#qqt", group: {GROUP_IRC}}}
+        - {{channel: "{IRC_MATRIX_CHANNEL}", group: {GROUP_IRC_MATRIX}}}
       limits: {{messages_per_second: 100000, message_burst: 1000, connects_per_second: 20}}
 matrix:
   enabled: true

@@ -15,6 +15,7 @@ use crate::arrivals::tag;
 use crate::clients::MatrixUser;
 use crate::rig::{
     Rig, GATEWAY_CHANNEL, GROUP_BOTH, GROUP_FLOOR, GROUP_GATEWAY, GROUP_IRC, GROUP_MATRIX,
+    IRC_MATRIX_CHANNEL,
 };
 use crate::stats::{CpuSample, Percentiles};
 
@@ -372,7 +373,7 @@ pub async fn throughput(rig: &Rig, only: &[String]) -> Result<Vec<Ramp>> {
         (
             "IRC -> Matrix (qqbridge)",
             "tim",
-            Source::Irc("#qq"),
+            Source::Irc(IRC_MATRIX_CHANNEL),
             "carol",
             merged_rates,
         ),
