@@ -180,6 +180,8 @@ struct FakeSide {
     /// Refuses (once) the event that would be the n-th delivered.
     refuse_at: Mutex<Option<usize>>,
     notify: tokio::sync::Notify,
+    /// Users whose QQ queue the core reported drained.
+    drained: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -201,6 +203,9 @@ impl ChatSide for FakeSide {
         drop((got, refuse_at));
         self.notify.notify_waiters();
         Ok(())
+    }
+    fn qq_queue_drained(&self, user: &str) {
+        self.drained.lock().unwrap().push(user.to_owned());
     }
 }
 
@@ -794,6 +799,15 @@ async fn a_full_qq_queue_refuses_new_messages_with_a_reason() {
             RichText::plain("c")
         ]
     );
+    // Once the queue ran empty the side heard of it, so what it held back
+    // at the limit can follow at once.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !rig.side.drained.lock().unwrap().iter().any(|u| u == USER) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the side is told the QQ queue drained");
 }
 
 /// One QQ login per bridge user: a second account is refused until the

@@ -120,6 +120,13 @@ struct Args {
     /// Keep the temporary directory (config, logs, database) and print it.
     #[arg(long)]
     keep: bool,
+    /// After the windows, stop the bridge with SIGTERM and start it again
+    /// on the same database; measure until every stored login is back.
+    #[arg(long)]
+    restart: bool,
+    /// Seconds the restarted bridge gets to restore every login.
+    #[arg(long, default_value_t = 600)]
+    restore_timeout: u64,
 }
 
 // ------------------------------------------------------------ scenario
@@ -171,10 +178,16 @@ fn bridge_yaml(args: &Args, dir: &Path, sim: SocketAddr, gateway: SocketAddr) ->
          irc:\n  gateway:\n    enabled: true\n    listen: {gateway}\n    max_clients: {max}\n\
          \x20   max_clients_per_ip: {max}\n\
          matrix: {{ enabled: false }}\n\
-         logging: {{ filter: warn }}\n",
+         logging: {{ filter: \"{filter}\" }}\n",
         db = dir.join("bridge.db").display(),
         protocol = args.protocol,
         max = args.sessions + 100,
+        // A restart is followed by its `restored QQ login` lines.
+        filter = if args.restart {
+            "warn,qqbridge::core::bridge=info,qqbridge::qq::http11::login=info"
+        } else {
+            "warn"
+        },
     )
 }
 
@@ -417,7 +430,19 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
         processes::start_bridge(&bin, &config, gateway, dir.path().join("bridge.log")).await?;
     let (b, s) = (bridge.pid, sim.pid);
     let outcome = measure(args, b, s, gateway, control).await;
-    let bridge_problems = bridge.log_problems();
+    let mut bridge_problems = bridge.log_problems();
+    let mut restart = Value::Null;
+    let bridge = match (&outcome, args.restart) {
+        (Ok(report), true) => {
+            let logins = report["sessions"].as_u64().unwrap_or(0);
+            let (restarted, figures) =
+                restart_bridge(args, bridge, &bin, &config, gateway, dir.path(), s, logins).await?;
+            bridge_problems.extend(restarted.log_problems());
+            restart = figures;
+            restarted
+        }
+        _ => bridge,
+    };
     let sim_problems = sim.log_problems();
     bridge.stop().await?;
     sim.stop().await?;
@@ -425,9 +450,63 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
         eprintln!("kept {}", dir.keep().display());
     }
     let mut report = outcome?;
+    report["restart"] = restart;
     report["bridge_log_problems"] = json!(bridge_problems);
     report["sim_log_problems"] = json!(sim_problems);
     Ok(report)
+}
+
+/// Stops the bridge as a service manager does (SIGTERM) and starts it
+/// again on the same database: how long the stop took, how long until its
+/// gateway listened again and until all `logins` stored logins were back
+/// (its `restored QQ login` lines), how many HTTP QQ 1.1 sessions it
+/// continued rather than logged in anew, and its memory and CPU meanwhile.
+#[allow(clippy::too_many_arguments)]
+async fn restart_bridge(
+    args: &Args,
+    bridge: processes::Process,
+    bin: &Path,
+    config: &Path,
+    gateway: SocketAddr,
+    dir: &Path,
+    sim: u32,
+    logins: u64,
+) -> anyhow::Result<(processes::Process, Value)> {
+    let stopping = Instant::now();
+    bridge.stop().await?;
+    let stop_s = stopping.elapsed().as_secs_f64();
+    let log = dir.join("bridge-restarted.log");
+    let starting = Instant::now();
+    let sim_cpu = cpu_seconds(sim);
+    let bridge = processes::start_bridge(bin, config, gateway, log.clone()).await?;
+    let listening_s = starting.elapsed().as_secs_f64();
+    let count = |needle: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(needle)
+            .count() as u64
+    };
+    let deadline = starting + Duration::from_secs(args.restore_timeout);
+    let restored = loop {
+        let restored = count("restored QQ login");
+        if restored >= logins || Instant::now() > deadline {
+            break restored;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let restore_s = starting.elapsed().as_secs_f64();
+    let figures = json!({
+        "stop_s": stop_s,
+        "listening_s": listening_s,
+        "logins": logins,
+        "restored": restored,
+        "restore_s": restore_s,
+        "continued_sessions": count("continued the session the server kept"),
+        "bridge_cpu_s": cpu_seconds(bridge.pid),
+        "sim_cpu_s": cpu_seconds(sim) - sim_cpu,
+        "bridge_rss_mib": mib(rss(bridge.pid)),
+    });
+    Ok((bridge, figures))
 }
 
 async fn measure(
@@ -563,6 +642,23 @@ fn print_summary(args: &Args, r: &Value) {
         );
     }
     println!("  problems: {}", r["messages"]["problems"]);
+    let restart = &r["restart"];
+    if !restart.is_null() {
+        println!(
+            "  restart (SIGTERM, same database): stopped in {:.2} s; gateway up after {:.2} s; \
+             {} of {} logins restored after {:.1} s ({} HTTP QQ 1.1 sessions continued); \
+             bridge CPU {:.1} s, simulator CPU {:.1} s meanwhile; bridge RSS then {:.1} MiB",
+            f(&restart["stop_s"]),
+            f(&restart["listening_s"]),
+            restart["restored"],
+            restart["logins"],
+            f(&restart["restore_s"]),
+            restart["continued_sessions"],
+            f(&restart["bridge_cpu_s"]),
+            f(&restart["sim_cpu_s"]),
+            f(&restart["bridge_rss_mib"]),
+        );
+    }
     if args.soak {
         println!("  memory over time (t s: bridge RSS MiB, CPU %):");
         for row in r["samples"].as_array().into_iter().flatten() {

@@ -1128,6 +1128,16 @@ impl Courier for BridgeCore {
         };
         carry_each(items, MAX_SIDE_RUN, |item| self.carry_to_side(user, item)).await
     }
+
+    /// A user's QQ queue ran empty: their side may hand over what it held
+    /// back while the queue was full.
+    fn drained(&self, destination: &str) {
+        if let Some(user) = destination.strip_prefix("qq:") {
+            if let Some(side) = self.side_of(user) {
+                side.qq_queue_drained(user);
+            }
+        }
+    }
 }
 
 /// What one QQ event asks of the user's side.

@@ -54,6 +54,10 @@ pub trait Courier: Send + Sync {
             None => Vec::new(),
         }
     }
+
+    /// `destination`'s queue, after carrying something, was found empty
+    /// and its worker retired.
+    fn drained(&self, _destination: &str) {}
 }
 
 /// A run whose items are carried one at a time, in order, but removed from
@@ -292,6 +296,7 @@ async fn run_worker(
     let Some(batch) = courier.upgrade().map(|c| c.batch()) else {
         return;
     };
+    let mut carried_any = false;
     'outer: loop {
         let read = match first.take() {
             Some(items) => Ok(items),
@@ -307,6 +312,9 @@ async fn run_worker(
         };
         if items.is_empty() {
             if retire(&workers, &destination, &signal) {
+                if let Some(courier) = courier.upgrade().filter(|_| carried_any) {
+                    courier.drained(&destination);
+                }
                 return;
             }
             continue;
@@ -320,6 +328,7 @@ async fn run_worker(
             drop(courier);
             let run = &items[next..(next + outcomes.len()).min(items.len())];
             next += run.len();
+            carried_any |= outcomes.iter().any(|o| !matches!(o, Carried::Later(_)));
             let postponed = settle_run(store.as_ref(), &destination, run, &outcomes).await;
             if postponed || run.is_empty() {
                 // Keep order: wait, then retry the same head item. A wake-up

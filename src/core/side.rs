@@ -106,6 +106,11 @@ pub trait ChatSide: Send + Sync {
     /// Delivers one event to one of this side's users. Called in order per
     /// user, never concurrently for the same user.
     async fn deliver(&self, user: &str, event: &SideEvent) -> Result<(), DeliveryError>;
+    /// `user`'s queue for QQ ran empty: everything in it was sent or
+    /// reported. A side that holds messages back while that queue was full
+    /// ([`crate::core::CoreError::QueueFull`]) may hand them over now
+    /// rather than when its own retry delay ends.
+    fn qq_queue_drained(&self, _user: &str) {}
 }
 
 /// ChatId is stored in its stable text form (`buddy:10002`), which keeps

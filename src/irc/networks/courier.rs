@@ -457,8 +457,12 @@ impl Network {
             // The queue limit guards QQ from one person's flood; a relay
             // carries a whole channel, whose lines are paced by the IRC
             // server already. They wait in the channel's own durable queue
-            // (in order, woken by every new line) instead of being refused.
-            Err(e @ CoreError::QueueFull(_)) => Carried::Later(e.to_string()),
+            // (in order, woken by every new line and when the relay's queue runs
+            // empty) instead of being refused.
+            Err(e @ CoreError::QueueFull(_)) => {
+                self.hold_back_for(relay_user);
+                Carried::Later(e.to_string())
+            }
             Err(e) => {
                 self.tell_not_relayed(lines, &e.to_string()).await;
                 Carried::Failed(e.to_string())

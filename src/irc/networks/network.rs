@@ -2,7 +2,7 @@
 //! mappings and delivery queues, and the loop that reads what every one of
 //! its connections reports.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -53,6 +53,9 @@ pub(crate) struct Network {
     /// Set once the queues left by an earlier run have workers (see
     /// [`Network::wake_queues`]); from then on an idle queue is empty.
     queues_resumed: AtomicBool,
+    /// Relay logins whose QQ queue refused lines as full since it last ran
+    /// empty: the channel queues holding those lines are woken when it does.
+    relays_held_back: Mutex<HashSet<String>>,
     myself: Weak<Network>,
 }
 
@@ -108,6 +111,7 @@ impl Network {
             nicklen: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             queues_resumed: AtomicBool::new(false),
+            relays_held_back: Mutex::new(HashSet::new()),
             myself: myself.clone(),
         });
         Ok((net, rx))
@@ -223,6 +227,26 @@ impl Network {
             self.outbox.wake(&courier, &destination);
         }
         self.queues_resumed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Notes that `relay_user`'s QQ queue was full, so lines wait here.
+    pub(crate) fn hold_back_for(&self, relay_user: &str) {
+        if let Ok(mut held) = self.relays_held_back.lock() {
+            held.insert(relay_user.to_owned());
+        }
+    }
+
+    /// `relay_user`'s QQ queue ran empty: if lines waited here for it,
+    /// wakes this network's queues so they go on at once.
+    pub(crate) async fn relay_queue_drained(&self, relay_user: &str) -> Result<(), StoreError> {
+        let held = self
+            .relays_held_back
+            .lock()
+            .is_ok_and(|mut held| held.remove(relay_user));
+        if held {
+            self.wake_queues().await?;
+        }
         Ok(())
     }
 

@@ -51,6 +51,24 @@ impl ChatSide for NetworksSide {
             .await
             .map_err(|e| DeliveryError::Retry(e.to_string()))
     }
+
+    /// A relay's QQ queue ran empty: the channel lines that waited in the
+    /// network's own queues while it was full go on now, not when their
+    /// retry delay (up to 30 s after a long outage) ends.
+    fn qq_queue_drained(&self, user: &str) {
+        let Some((network, Who::Relay(_))) = parse_user_id(user) else {
+            return;
+        };
+        let Some(net) = self.networks.get(network).and_then(Weak::upgrade) else {
+            return;
+        };
+        let user = user.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = net.relay_queue_drained(&user).await {
+                tracing::warn!(error = %e, "cannot wake the network's queues");
+            }
+        });
+    }
 }
 
 impl Network {

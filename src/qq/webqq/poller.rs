@@ -11,6 +11,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -66,9 +67,14 @@ async fn poll_loop(core: Arc<SessionCore>, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() || core.events.is_closed().await {
             break;
         }
+        let poll = core.api.poll();
+        tokio::pin!(poll);
         let reply = tokio::select! {
-            _ = stop.changed() => break,
-            reply = core.api.poll() => reply,
+            _ = stop.changed() => {
+                finish_poll_in_flight(&core, poll, &mut seen).await;
+                break;
+            }
+            reply = &mut poll => reply,
         };
         let mut pause = false;
         let trouble = match reply {
@@ -127,6 +133,24 @@ async fn poll_loop(core: Arc<SessionCore>, mut stop: watch::Receiver<bool>) {
         }
     }
     let _ = core.stop.send(true);
+}
+
+/// How long a stopping session waits for its poll in flight.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Stopping with a poll in flight: its answer may already be on its way
+/// with events the server no longer holds, so it is awaited for a moment
+/// and its events emitted, rather than dropped with them. A poll still
+/// held after that has taken nothing; dropping it closes its connection,
+/// and the server keeps what comes next for the next poll.
+async fn finish_poll_in_flight(
+    core: &SessionCore,
+    poll: impl std::future::Future<Output = Result<PollReply, ApiError>>,
+    seen: &mut SeenMessages,
+) {
+    if let Ok(Ok(PollReply::Events(events))) = tokio::time::timeout(STOP_GRACE, poll).await {
+        deliver(core, events, seen).await;
+    }
 }
 
 /// Emits a batch oldest first. `Stop` after a kick or when nobody listens.
