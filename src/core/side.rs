@@ -108,7 +108,7 @@ pub trait ChatSide: Send + Sync {
     async fn deliver(&self, user: &str, event: &SideEvent) -> Result<(), DeliveryError>;
     /// `user`'s queue for QQ ran empty: everything in it was sent or
     /// reported. A side that holds messages back while that queue was full
-    /// ([`crate::core::CoreError::QueueFull`]) may hand them over now
+    /// ([`crate::core::bridge::CoreError::QueueFull`]) may hand them over now
     /// rather than when its own retry delay ends.
     fn qq_queue_drained(&self, _user: &str) {}
 }

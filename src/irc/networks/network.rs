@@ -237,17 +237,12 @@ impl Network {
         }
     }
 
-    /// `relay_user`'s QQ queue ran empty: if lines waited here for it,
-    /// wakes this network's queues so they go on at once.
-    pub(crate) async fn relay_queue_drained(&self, relay_user: &str) -> Result<(), StoreError> {
-        let held = self
-            .relays_held_back
+    /// `relay_user`'s QQ queue ran empty: whether lines waited here for
+    /// it (then this network's queues are to be woken).
+    pub(crate) fn release_held_back(&self, relay_user: &str) -> bool {
+        self.relays_held_back
             .lock()
-            .is_ok_and(|mut held| held.remove(relay_user));
-        if held {
-            self.wake_queues().await?;
-        }
-        Ok(())
+            .is_ok_and(|mut held| held.remove(relay_user))
     }
 
     /// Whether nothing waits in `destination`'s queue, so a new item may

@@ -62,9 +62,12 @@ impl ChatSide for NetworksSide {
         let Some(net) = self.networks.get(network).and_then(Weak::upgrade) else {
             return;
         };
-        let user = user.to_owned();
+        // Most drains follow an ordinary send: nothing waits, no task.
+        if !net.release_held_back(user) {
+            return;
+        }
         tokio::spawn(async move {
-            if let Err(e) = net.relay_queue_drained(&user).await {
+            if let Err(e) = net.wake_queues().await {
                 tracing::warn!(error = %e, "cannot wake the network's queues");
             }
         });

@@ -238,8 +238,10 @@ impl QqSession for WebqqSession {
 
     /// No `logout2`: the simulator keeps the session for two minutes
     /// without a poll (webqq.md §8) and queues group and buddy messages
-    /// for it, which the next start's login takes over. The poll in flight is
-    /// dropped, which closes its connection before the server answers it.
+    /// for it, which the next start's login takes over. The poll in
+    /// flight is awaited for up to a second, as its answer may carry events
+    /// the server no longer holds; one still held then is dropped, which
+    /// closes its connection, and the server keeps what comes next.
     async fn disconnect(&self) -> Result<(), QqError> {
         let _ = self.core.stop.send(true);
         let poller = self.poller.lock().ok().and_then(|mut p| p.take());
