@@ -292,6 +292,22 @@ impl User {
         }
     }
 
+    /// Sends a PING and returns the NOTICEs read before its PONG: what
+    /// the user was told up to now.
+    async fn notices_until_pong(&mut self) -> Vec<String> {
+        self.send("PING :done").await;
+        let mut notices = Vec::new();
+        loop {
+            let m = self.next().await;
+            if matches!(&m.command, Command::PONG(..)) {
+                return notices;
+            }
+            if let Command::NOTICE(_, text) = &m.command {
+                notices.push(text.clone());
+            }
+        }
+    }
+
     async fn join(&mut self, channel: &str) {
         self.send(&format!("JOIN {channel}")).await;
         let me = self.nick.clone();
@@ -456,17 +472,7 @@ async fn lines_said_before_the_relay_is_up_wait_for_it_and_keep_their_order() {
     }
     assert_eq!(bridge.buddy_texts(10002, 10001), expected);
     // Nobody was told that a line was lost.
-    alice.send("PING :done").await;
-    let mut notices = Vec::new();
-    loop {
-        let m = alice.next().await;
-        if matches!(&m.command, Command::PONG(..)) {
-            break;
-        }
-        if let Command::NOTICE(_, text) = &m.command {
-            notices.push(text.clone());
-        }
-    }
+    let notices = alice.notices_until_pong().await;
     assert!(notices.is_empty(), "{notices:?}");
 }
 
@@ -694,17 +700,7 @@ async fn at_the_relays_queue_limit_lines_wait_in_the_channels_queue_in_order() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(bridge.buddy_texts(10002, 10001), expected);
     // Nobody was told that a line was not relayed.
-    alice.send("PING :done").await;
-    let mut notices = Vec::new();
-    loop {
-        let m = alice.next().await;
-        if matches!(&m.command, Command::PONG(..)) {
-            break;
-        }
-        if let Command::NOTICE(_, text) = &m.command {
-            notices.push(text.clone());
-        }
-    }
+    let notices = alice.notices_until_pong().await;
     assert!(notices.is_empty(), "{notices:?}");
 }
 
