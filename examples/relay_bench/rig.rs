@@ -181,13 +181,24 @@ impl Rig {
         eprintln!("Synapse on {} in {}", hs.base_url(), hs.dir().display());
         std::fs::write(&config_path, yaml(&hs.base_url()))?;
 
-        let bridge = Command::new(bridge_binary()?)
-            .arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .env_remove("RUST_LOG")
+        let mut bridge = Command::new(bridge_binary()?);
+        bridge.arg("run").arg("--config").arg(&config_path);
+        // A profiling run sets the bridge's log filter, and its log is kept
+        // after the run; otherwise the config's own filter applies.
+        let log_path = match std::env::var("RELAY_BENCH_BRIDGE_LOG") {
+            Ok(filter) => {
+                bridge.env("RUST_LOG", filter);
+                manifest_dir().join("target/relay_bench-bridge.log")
+            }
+            Err(_) => {
+                bridge.env_remove("RUST_LOG");
+                dir.path().join("bridge.log")
+            }
+        };
+        eprintln!("qqbridge log: {}", log_path.display());
+        let bridge = bridge
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("bridge.log"))?)
+            .stderr(std::fs::File::create(&log_path)?)
             .kill_on_drop(true)
             .spawn()
             .context("starting qqbridge")?;
