@@ -177,7 +177,7 @@ impl Outbox {
 
     /// Runs `store` (a write to `destination`) and, when the destination
     /// has no worker, also reads its head right behind the write: the
-    /// store's thread runs both back to back, and the worker started for
+    /// store runs both back to back, and the worker started for
     /// the item begins with that head instead of a store round trip of its
     /// own (README, Performance). The head is only good while no worker of
     /// the destination can have removed anything since it was read, which

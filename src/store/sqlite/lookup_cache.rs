@@ -6,10 +6,11 @@
 //! task switching (README, Performance). They are small, written rarely
 //! and read on every line.
 //!
-//! Coherent by construction: the cache is filled and changed only on the
-//! store's thread, by the call that read or wrote the row, right after its
-//! statement succeeded. So it holds what the database held after some call
-//! the thread ran, in the thread's order, and a lookup that hits sees every
+//! Coherent by construction: the cache is filled and changed only by the
+//! call that read or wrote the row, right after its statement succeeded,
+//! while that call holds the connection (on the store's thread, or on its
+//! caller's for a light call). So it holds what the database held after
+//! some call, in the order the calls ran, and a lookup that hits sees every
 //! write whose call has completed. Only this process writes these tables.
 //!
 //! Each table holds at most [`MAX_ENTRIES`] answers (absent rows too) and
