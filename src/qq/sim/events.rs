@@ -11,8 +11,13 @@ use tokio::sync::Notify;
 
 use super::account::Presence;
 
-/// Pending events kept per account; the oldest is dropped beyond this.
-pub const MAX_PENDING: usize = 256;
+/// Pending events kept per account; the oldest is dropped beyond this. The
+/// documents keep events until they are fetched or the session ends
+/// (http11.md §6.9, webqq.md §6.3); this is only a memory guard, seconds of
+/// a flood at thousands of messages a second into one account. (It was
+/// 256, which a relay polling through a 40 ms stall at 8,000 messages a
+/// second overflowed.)
+pub const MAX_PENDING: usize = 65_536;
 /// Received events remembered per account for the control API.
 pub const MAX_RECEIVED_LOG: usize = 256;
 
@@ -73,17 +78,28 @@ pub(crate) struct Mailbox {
     pending: VecDeque<Event>,
     received: VecDeque<Event>,
     notify: Arc<Notify>,
+    /// Events dropped since the queue last had room, so an overflow is
+    /// reported once, not once per event.
+    overflowed: u64,
 }
 
 impl Mailbox {
-    /// Queues and logs an event and wakes anyone waiting for one.
-    pub fn deliver(&mut self, event: Event) {
+    /// Queues and logs an event and wakes anyone waiting for one. Returns
+    /// true when this makes the full queue start dropping its oldest
+    /// events (the caller says so in the log).
+    pub fn deliver(&mut self, event: Event) -> bool {
         self.log_only(event.clone());
-        if self.pending.len() == MAX_PENDING {
+        let mut started_dropping = false;
+        if self.pending.len() >= MAX_PENDING {
             self.pending.pop_front();
+            started_dropping = self.overflowed == 0;
+            self.overflowed += 1;
+        } else {
+            self.overflowed = 0;
         }
         self.pending.push_back(event);
         self.notify.notify_waiters();
+        started_dropping
     }
 
     /// Logs an event as received without queueing it: it happened, but no
@@ -134,5 +150,50 @@ impl Mailbox {
 
     pub fn notify_handle(&self) -> Arc<Notify> {
         Arc::clone(&self.notify)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: u64) -> Event {
+        Event {
+            id,
+            from: 10002,
+            kind: EventKind::Message {
+                text: format!("m{id}"),
+            },
+            via: Origin::Control,
+            at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_and_reports_the_overflow_once() {
+        let mut mailbox = Mailbox::default();
+        let total = MAX_PENDING as u64 + 3;
+        let reports = (0..total)
+            .filter(|&id| mailbox.deliver(message(id)))
+            .count();
+        assert_eq!(reports, 1);
+        assert_eq!(mailbox.pending_len(), MAX_PENDING);
+        let first = mailbox.take_while(|_| true).first().map(|e| e.id);
+        assert_eq!(first, Some(3));
+        // Room again: a later overflow is reported again.
+        let reports = (0..total)
+            .filter(|&id| mailbox.deliver(message(id)))
+            .count();
+        assert_eq!(reports, 1);
+    }
+
+    #[test]
+    fn events_wait_until_fetched_below_the_guard() {
+        let mut mailbox = Mailbox::default();
+        for id in 0..10_000 {
+            assert!(!mailbox.deliver(message(id)));
+        }
+        let ids: Vec<u64> = mailbox.take_while(|_| true).iter().map(|e| e.id).collect();
+        assert_eq!(ids, (0..10_000).collect::<Vec<_>>());
     }
 }

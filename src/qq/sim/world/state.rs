@@ -12,7 +12,7 @@ use super::sessions::EndedSessions;
 use super::MAX_FRIENDS;
 use super::MAX_TEXT_BYTES;
 use crate::qq::sim::account::{Account, Contact, Presence};
-use crate::qq::sim::events::{Event, EventKind, Mailbox, Origin};
+use crate::qq::sim::events::{Event, EventKind, Mailbox, Origin, MAX_PENDING};
 use crate::qq::sim::session::{Session, SessionEnd};
 
 pub(super) struct AccountState {
@@ -91,7 +91,13 @@ impl WorldState {
             at_ms,
         };
         if queue {
-            recipient.mailbox.deliver(event);
+            if recipient.mailbox.deliver(event) {
+                tracing::warn!(
+                    uin = to,
+                    kept = MAX_PENDING,
+                    "simulator: an account's event queue is full; its oldest events are dropped"
+                );
+            }
         } else {
             recipient.mailbox.log_only(event);
         }
