@@ -112,62 +112,6 @@ impl ConnectionThread {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.queue(op, f)
-    }
-
-    /// [`ConnectionThread::submit`] for a light call: one that touches a
-    /// few rows and takes well under a millisecond. When no call is queued
-    /// or running it runs right here, on the caller's thread, and the
-    /// future is ready; otherwise it is queued like any other. Its failure
-    /// is only returned, so it is for callers that await it.
-    pub fn submit_light<T, F>(
-        &self,
-        op: &'static str,
-        f: F,
-    ) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        match self.run_if_idle(op, f) {
-            Ok(result) => Either::Left(std::future::ready(result)),
-            Err(f) => Either::Right(self.queue(op, f)),
-        }
-    }
-
-    /// Runs `f` now if the connection is free and nothing is queued;
-    /// hands `f` back otherwise.
-    fn run_if_idle<T, F>(&self, op: &'static str, f: F) -> Result<Result<T, StoreError>, F>
-    where
-        F: FnOnce(&mut Connection) -> Result<T, StoreError>,
-    {
-        let mut conn = match self.shared.conn.try_lock() {
-            Ok(conn) => conn,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => return Err(f),
-        };
-        if self.shared.queued.load(Ordering::Acquire) != 0 {
-            return Err(f);
-        }
-        Ok(
-            panic::catch_unwind(AssertUnwindSafe(|| f(&mut conn))).unwrap_or_else(|_| {
-                tracing::error!("a store operation panicked; it was rolled back");
-                Err(StoreError::Database(format!(
-                    "{op}: database task panicked"
-                )))
-            }),
-        )
-    }
-
-    fn queue<T, F>(
-        &self,
-        op: &'static str,
-        f: F,
-    ) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
         let (reply, answer) = oneshot::channel();
         let call: Call = Box::new(move |conn| {
             let result = f(conn);
@@ -195,6 +139,50 @@ impl ConnectionThread {
                 .await
                 .map_err(|_| StoreError::Database(format!("{op}: database task panicked")))?
         }
+    }
+
+    /// [`ConnectionThread::submit`] for a light call: one that touches a
+    /// few rows and takes well under a millisecond. When no call is queued
+    /// or running it runs right here, on the caller's thread, and the
+    /// future is ready; otherwise it is queued like any other. Its failure
+    /// is only returned, so it is for callers that await it.
+    pub fn submit_light<T, F>(
+        &self,
+        op: &'static str,
+        f: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match self.run_if_idle(op, f) {
+            Ok(result) => Either::Left(std::future::ready(result)),
+            Err(f) => Either::Right(self.submit(op, f)),
+        }
+    }
+
+    /// Runs `f` now if the connection is free and nothing is queued;
+    /// hands `f` back otherwise.
+    fn run_if_idle<T, F>(&self, op: &'static str, f: F) -> Result<Result<T, StoreError>, F>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, StoreError>,
+    {
+        let mut conn = match self.shared.conn.try_lock() {
+            Ok(conn) => conn,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(f),
+        };
+        if self.shared.queued.load(Ordering::Acquire) != 0 {
+            return Err(f);
+        }
+        Ok(
+            panic::catch_unwind(AssertUnwindSafe(|| f(&mut conn))).unwrap_or_else(|_| {
+                tracing::error!("a store operation panicked; it was rolled back");
+                Err(StoreError::Database(format!(
+                    "{op}: database task panicked"
+                )))
+            }),
+        )
     }
 }
 
