@@ -94,9 +94,10 @@ async fn poll_loop(core: Arc<SessionCore>, mut stop: watch::Receiver<bool>) {
                 // before this task issues the next poll, whose request would
                 // wake the HTTP connection's task first and make the relay
                 // wait behind that write (~70 µs of a ~1 ms QQ → IRC relay).
-                // More (a flood): poll again at once, as the server keeps
-                // only so many events per account (256 in the simulator) and
-                // drops the oldest beyond that.
+                // More (a flood): poll again at once, so the next reply is
+                // on its way while these are relayed and the server's queue
+                // stays short (yielding after every reply halved the
+                // overlap, and a 256-event queue overflowed at 16,000/s).
                 if few {
                     tokio::task::yield_now().await;
                 }
