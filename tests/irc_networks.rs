@@ -704,6 +704,75 @@ async fn at_the_relays_queue_limit_lines_wait_in_the_channels_queue_in_order() {
     assert!(notices.is_empty(), "{notices:?}");
 }
 
+/// Lines said in a channel whose relay has no QQ login any more are
+/// refused, and the channel is told how many with one notice per run of
+/// lines ("5 lines not relayed to QQ: …"), never silently: the counts of
+/// the notices add up to the lines said.
+#[tokio::test]
+async fn lines_no_login_relays_are_refused_with_a_counted_notice() {
+    let irc = ngircd(NgircdOptions::without_flood_control()).await;
+    let mut alice = User::connect(&irc, "alice").await;
+    alice.join("#qq").await;
+    let bridge = bridge_group_channel(&irc, &mut alice).await;
+
+    // The relay already bridges 20001 to #qq, so alice's own login (Hackfan,
+    // 10003, over WebQQ: HTTP QQ 1.1 has no groups) relays it to #mine; then
+    // she logs out.
+    let told = |m: &Message, part: &str| matches!(&m.command, Command::NOTICE(t, x) if t == "alice" && x.contains(part));
+    alice.say("qqbot", "login 10003 demo webqq").await;
+    alice
+        .wait_for("the login", |m| told(m, "logged in to QQ as 10003"))
+        .await;
+    alice.say("qqbot", "bridge 20001 test #mine").await;
+    alice
+        .wait_for("the bridge", |m| told(m, "relayed by QQ 10003"))
+        .await;
+    alice.join("#mine").await;
+    alice.say("qqbot", "logout").await;
+    alice
+        .wait_for("the logout", |m| told(m, "logged out of QQ 10003"))
+        .await;
+
+    let mut bob = User::connect(&irc, "bob").await;
+    bob.join("#mine").await;
+    let said = 5;
+    let lines: Vec<String> = (1..=said)
+        .map(|i| format!("PRIVMSG #mine :无人转发 {i}"))
+        .collect();
+    // One write, so the lines reach the bridge together.
+    bob.send(&lines.join("\r\n")).await;
+
+    let why = "no QQ login relays this channel";
+    let mut refused = 0;
+    while refused < said {
+        let m = bob
+            .wait_for("a refusal notice in #mine", |m| {
+                m.source_nickname() == Some("qqbot")
+                    && matches!(&m.command, Command::NOTICE(t, _) if t == "#mine")
+            })
+            .await;
+        let Command::NOTICE(_, text) = &m.command else {
+            unreachable!()
+        };
+        refused += match text.split_once(" lines not relayed to QQ: ") {
+            Some((n, reason)) => {
+                assert_eq!(reason, why, "{text}");
+                let n: usize = n.parse().unwrap_or_else(|_| panic!("a count: {text}"));
+                assert!(n > 1, "{text}");
+                n
+            }
+            None => {
+                assert_eq!(text, &format!("not relayed to QQ: {why}"));
+                1
+            }
+        };
+    }
+    assert_eq!(refused, said, "every line is told about once");
+    let more = bob.notices_until_pong().await;
+    assert!(more.is_empty(), "{more:?}");
+    assert!(bridge.group_texts(10004, 10003).is_empty());
+}
+
 #[tokio::test]
 async fn two_hundred_puppets_join_under_flood_control_and_all_speak_in_order() {
     const MEMBERS: u64 = 200;
