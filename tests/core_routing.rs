@@ -182,7 +182,14 @@ struct FakeSide {
     notify: tokio::sync::Notify,
     /// Users whose QQ queue the core reported drained.
     drained: Mutex<Vec<String>>,
+    /// Claims to store what it is given ([`ChatSide::stores_deliveries`])
+    /// and notes, per message delivered, how many items waited in the
+    /// core's outbox for it at that moment.
+    stores: Option<Storing>,
 }
+
+/// See [`FakeSide::stores`]: the store to look into, and what it showed.
+struct Storing(Arc<dyn Store>, Mutex<Vec<usize>>);
 
 #[async_trait]
 impl ChatSide for FakeSide {
@@ -193,16 +200,24 @@ impl ChatSide for FakeSide {
         if *self.away.lock().unwrap() {
             return Err(DeliveryError::Retry("client away".into()));
         }
-        let mut got = self.got.lock().unwrap();
-        let mut refuse_at = self.refuse_at.lock().unwrap();
-        if *refuse_at == Some(got.len()) {
-            *refuse_at = None;
-            return Err(DeliveryError::Retry("hiccup".into()));
+        {
+            let got = self.got.lock().unwrap();
+            let mut refuse_at = self.refuse_at.lock().unwrap();
+            if *refuse_at == Some(got.len()) {
+                *refuse_at = None;
+                return Err(DeliveryError::Retry("hiccup".into()));
+            }
         }
-        got.push(event.clone());
-        drop((got, refuse_at));
+        if let (Some(Storing(store, queued)), SideEvent::Message { .. }) = (&self.stores, event) {
+            let waiting = store.pending(&format!("to:{USER}"), 100).await.unwrap();
+            queued.lock().unwrap().push(waiting.len());
+        }
+        self.got.lock().unwrap().push(event.clone());
         self.notify.notify_waiters();
         Ok(())
+    }
+    fn stores_deliveries(&self) -> bool {
+        self.stores.is_some()
     }
     fn qq_queue_drained(&self, user: &str) {
         self.drained.lock().unwrap().push(user.to_owned());
@@ -260,8 +275,12 @@ struct Rig {
 }
 
 fn rig_with(store: Arc<dyn Store>, net: Arc<FakeNet>) -> Rig {
+    rig_with_side(store, net, FakeSide::default())
+}
+
+fn rig_with_side(store: Arc<dyn Store>, net: Arc<FakeNet>, side: FakeSide) -> Rig {
     capture_logs();
-    let side = Arc::new(FakeSide::default());
+    let side = Arc::new(side);
     let core = BridgeCore::new(
         store,
         vec![Arc::new(FakeConnector(net.clone()))],
@@ -273,10 +292,28 @@ fn rig_with(store: Arc<dyn Store>, net: Arc<FakeNet>) -> Rig {
 }
 
 async fn logged_in() -> Rig {
-    let rig = rig_with(
+    log_in(rig_with(
         Arc::new(SqliteStore::open_in_memory().unwrap()),
         Arc::default(),
-    );
+    ))
+    .await
+}
+
+/// Logged in, with a side that stores its deliveries itself.
+async fn logged_in_to_a_storing_side() -> Rig {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let side = FakeSide {
+        stores: Some(Storing(store.clone(), Mutex::default())),
+        ..FakeSide::default()
+    };
+    let rig = log_in(rig_with_side(store, Arc::default(), side)).await;
+    // The login event's outbox worker retires once it reads its queue
+    // empty; until then new messages would queue behind it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    rig
+}
+
+async fn log_in(rig: Rig) -> Rig {
     let ctx = CommandContext {
         user: USER,
         name_scope: None,
@@ -421,6 +458,55 @@ async fn our_own_message_coming_back_is_not_relayed() {
         .wait_for("phone message", |_| !rig.side.messages().is_empty())
         .await;
     assert_eq!(rig.side.messages(), vec!["typed on the phone"]);
+}
+
+/// A side that stores what it is given gets a conversation straight from
+/// the session, not through the core's outbox; duplicates are still
+/// dropped, also across a burst and after the hand-over.
+#[tokio::test]
+async fn a_side_that_stores_deliveries_gets_messages_without_the_outbox() {
+    let rig = logged_in_to_a_storing_side().await;
+    // One burst (nothing yields between the sends): the repeat is caught
+    // before its original's link is stored.
+    rig.net.emit(buddy_message("one", Some("r1"))).await;
+    rig.net.emit(buddy_message("one", Some("r1"))).await;
+    rig.net.emit(buddy_message("two", Some("r2"))).await;
+    rig.side
+        .wait_for("two", |_| rig.side.messages().contains(&"two".to_owned()))
+        .await;
+    // Later: caught by the link stored after the hand-over.
+    rig.net.emit(buddy_message("one", Some("r1"))).await;
+    rig.net.emit(buddy_message("three", Some("r3"))).await;
+    rig.side
+        .wait_for("three", |_| {
+            rig.side.messages().contains(&"three".to_owned())
+        })
+        .await;
+    assert_eq!(rig.side.messages(), vec!["one", "two", "three"]);
+    let queued = rig.side.stores.as_ref().unwrap().1.lock().unwrap().clone();
+    assert_eq!(queued, vec![0, 0, 0], "handed over, not queued first");
+}
+
+/// While a backlog for a storing side waits in the core's outbox, new
+/// messages queue behind it instead of being handed over ahead of it, even
+/// when the side could take them.
+#[tokio::test]
+async fn a_backlog_keeps_new_messages_behind_it_for_a_storing_side() {
+    let rig = logged_in_to_a_storing_side().await;
+    queue_while_away(&rig, 3).await;
+    // The side is back, but its backlog's worker still waits out its retry
+    // delay: m3 must not pass m0..m2.
+    *rig.side.away.lock().unwrap() = false;
+    emit_numbered(&rig, 3..4).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    rig.core.user_reachable(USER);
+    rig.side
+        .wait_for("all four", |_| rig.side.messages().len() == 4)
+        .await;
+    assert_eq!(rig.side.messages(), vec!["m0", "m1", "m2", "m3"]);
+    // Carried by the outbox, the last one still waited there when delivered.
+    let queued = rig.side.stores.as_ref().unwrap().1.lock().unwrap().clone();
+    assert!(queued.iter().all(|n| *n > 0), "{queued:?}");
 }
 
 /// Emits messages `m<i>` with remote ids `id<i>`.

@@ -600,13 +600,30 @@ async fn message_links_round_trip_and_detect_duplicates() {
     let to_irc = link("irc:libera", "g-1", session(5, 10002), "m1");
     let other = link("matrix", "$other:x", ChatId::Buddy(Uin(10002)), "m2");
 
-    for l in [&from_qq, &to_matrix, &to_irc, &other] {
-        assert!(store.insert_message_link(l).await.unwrap());
-    }
-    // Same (side, side_id) again, even with different contents: a duplicate.
+    assert_eq!(
+        store
+            .insert_message_links(&[from_qq.clone(), to_matrix.clone()])
+            .await
+            .unwrap(),
+        vec![true, true]
+    );
+    // Same (side, side_id) again, even with different contents: a duplicate,
+    // reported per link beside new ones in the same call.
     let again = link("qq:10001", "r-77", ChatId::Buddy(Uin(1)), "m9");
-    assert!(!store.insert_message_link(&again).await.unwrap());
-    assert!(!store.insert_message_link(&from_qq).await.unwrap());
+    assert_eq!(
+        store
+            .insert_message_links(&[to_irc.clone(), again, other.clone()])
+            .await
+            .unwrap(),
+        vec![true, false, true]
+    );
+    assert_eq!(
+        store
+            .insert_message_links(std::slice::from_ref(&from_qq))
+            .await
+            .unwrap(),
+        vec![false]
+    );
 
     assert_eq!(
         store.message_link("qq:10001", "r-77").await.unwrap(),

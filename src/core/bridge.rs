@@ -27,6 +27,8 @@ use crate::qq::{
 };
 use crate::store::{MessageLink, NewOutboxItem, OutboxItem, QqLogin, Store, StoreError};
 
+mod hand_over;
+
 /// Channel capacity of one session's event stream: a bound so a flooding QQ
 /// session applies backpressure to its own poller, never to other users.
 const SESSION_EVENT_QUEUE: usize = 1024;
@@ -593,6 +595,13 @@ impl BridgeCore {
             state.session = Some(session.clone());
             state.contacts = BuddyList::new(contacts);
         }
+        // Queued before the pump starts: the side hears of the login before
+        // any message of it, and the worker it wakes also carries whatever
+        // waited from before (a restart), so no QQ message handed straight
+        // to the side (see `hand_over`) can overtake those.
+        if let Err(e) = self.notify_user(user, &SideEvent::LoggedIn { owner }).await {
+            tracing::error!(error = %e, "cannot queue the login event");
+        }
         if let Some(core) = self.myself.upgrade() {
             let user = user.to_owned();
             let pump = tokio::spawn(async move { core.pump_events(user, owner, rx).await });
@@ -600,9 +609,6 @@ impl BridgeCore {
                 pumps.retain(|p| !p.is_finished());
                 pumps.push(pump);
             }
-        }
-        if let Err(e) = self.notify_user(user, &SideEvent::LoggedIn { owner }).await {
-            tracing::error!(error = %e, "cannot queue the login event");
         }
         if let Some(courier) = self.courier() {
             self.outbox.wake(&courier, &qq_destination(user));
@@ -827,11 +833,12 @@ impl BridgeCore {
         if messages.is_empty() {
             return;
         }
-        let n = messages.len();
-        match self
-            .notify_user_linked(user, std::mem::take(messages))
-            .await
-        {
+        let left = self.hand_over(user, std::mem::take(messages)).await;
+        if left.is_empty() {
+            return;
+        }
+        let n = left.len();
+        match self.notify_user_linked(user, left).await {
             Ok(0) => {}
             Ok(duplicates) => tracing::debug!(duplicates, "dropped duplicate QQ messages"),
             Err(e) => tracing::error!(error = %e, messages = n, "cannot relay QQ messages"),

@@ -250,16 +250,18 @@ impl Outbox {
     /// has read the destination empty, so once items left by an earlier run
     /// have been woken (see [`Outbox::wake`]), an idle destination has
     /// nothing waiting and something new may skip its queue without
-    /// overtaking anything.
+    /// overtaking anything. Never after [`Outbox::stop`]: what comes then
+    /// is stored for the next start.
     pub fn is_idle(&self, destination: &str) -> bool {
         let workers = self
             .workers
             .live
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        workers
-            .get(destination)
-            .is_none_or(|w| w.task.is_finished())
+        !self.workers.stopped.load(Ordering::Acquire)
+            && workers
+                .get(destination)
+                .is_none_or(|w| w.task.is_finished())
     }
 
     /// Stops all workers and starts none afterwards; undelivered items

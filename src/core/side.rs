@@ -106,6 +106,15 @@ pub trait ChatSide: Send + Sync {
     /// Delivers one event to one of this side's users. Called in order per
     /// user, never concurrently for the same user.
     async fn deliver(&self, user: &str, event: &SideEvent) -> Result<(), DeliveryError>;
+    /// Whether [`ChatSide::deliver`] stores an event durably before it
+    /// answers `Ok` (in a queue of the side's own), without waiting on a
+    /// remote server to do so. The core then hands a user's QQ messages to
+    /// the side at once when nothing of theirs waits in its own outbox,
+    /// instead of storing them there first: the side's commit keeps them
+    /// across a crash all the same (README, Performance).
+    fn stores_deliveries(&self) -> bool {
+        false
+    }
     /// `user`'s queue for QQ ran empty: everything in it was sent or
     /// reported. A side that holds messages back while that queue was full
     /// ([`crate::core::bridge::CoreError::QueueFull`]) may hand them over now

@@ -182,9 +182,10 @@ pub trait Store: Send + Sync {
     async fn rename_puppet(&self, scope: &str, uin: Uin, name: &str) -> Result<bool, StoreError>;
 
     // ---- message links (de-duplication and reply mapping)
-    /// Records a link; returns false if (side, side_id) was already known,
-    /// which is how duplicates are detected.
-    async fn insert_message_link(&self, link: &MessageLink) -> Result<bool, StoreError>;
+    /// Records links, in one transaction; one entry per link, false when
+    /// its (side, side_id) was already known, which is how duplicates are
+    /// detected.
+    async fn insert_message_links(&self, links: &[MessageLink]) -> Result<Vec<bool>, StoreError>;
     async fn message_link(
         &self,
         side: &str,

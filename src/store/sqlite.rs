@@ -481,12 +481,18 @@ impl Store for SqliteStore {
 
     // ---- message links
 
-    async fn insert_message_link(&self, link: &MessageLink) -> Result<bool, StoreError> {
-        const OP: &str = "insert message link";
-        let link = link.clone();
-        self.run(OP, move |c| {
-            let inserted = linked::insert_link(c, &link).map_err(db(OP))?;
-            Ok(inserted == 1)
+    async fn insert_message_links(&self, links: &[MessageLink]) -> Result<Vec<bool>, StoreError> {
+        const OP: &str = "insert message links";
+        let links = links.to_vec();
+        self.run_sized(OP, links.len(), move |c| {
+            let tx = c.transaction().map_err(db(OP))?;
+            let inserted = links
+                .iter()
+                .map(|link| linked::insert_link(&tx, link).map(|n| n == 1))
+                .collect::<rusqlite::Result<Vec<bool>>>()
+                .map_err(db(OP))?;
+            tx.commit().map_err(db(OP))?;
+            Ok(inserted)
         })
         .await
     }
@@ -498,7 +504,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<MessageLink>, StoreError> {
         const OP: &str = "look up message link";
         let (side, side_id) = (side.to_owned(), side_id.to_owned());
-        self.run(OP, move |c| {
+        self.run_sized(OP, 1, move |c| {
             let sql = format!(
                 "SELECT {LINK_COLUMNS} FROM message_links WHERE side = ?1 AND side_id = ?2"
             );

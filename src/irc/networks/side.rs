@@ -29,6 +29,12 @@ impl ChatSide for NetworksSide {
         SIDE_NAME
     }
 
+    /// A QQ message becomes items of the network's own outbox (see
+    /// `courier`), stored before `deliver` returns.
+    fn stores_deliveries(&self) -> bool {
+        true
+    }
+
     async fn deliver(&self, user: &str, event: &SideEvent) -> Result<(), DeliveryError> {
         let Some((network, who)) = parse_user_id(user) else {
             return Err(DeliveryError::Permanent(format!(

@@ -133,7 +133,8 @@ impl BotMode {
             chat,
             message: crate::core::bridge::new_message_id(),
         };
-        Ok(self.store.insert_message_link(&link).await?)
+        let inserted = self.store.insert_message_links(&[link]).await?;
+        Ok(inserted == [true])
     }
 
     async fn on_message(
