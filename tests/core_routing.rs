@@ -414,13 +414,19 @@ async fn a_burst_of_events_keeps_its_order_and_drops_repeats() {
 #[tokio::test]
 async fn the_same_remote_message_twice_is_relayed_once() {
     let rig = logged_in().await;
+    say_one_twice_then_two(&rig).await;
+    assert_eq!(rig.side.messages(), vec!["one", "two"]);
+}
+
+/// Emits "one" (remote id r1) twice and "two" (r2) in one burst (nothing
+/// yields between the sends), then waits until "two" is delivered.
+async fn say_one_twice_then_two(rig: &Rig) {
     rig.net.emit(buddy_message("one", Some("r1"))).await;
     rig.net.emit(buddy_message("one", Some("r1"))).await;
     rig.net.emit(buddy_message("two", Some("r2"))).await;
     rig.side
         .wait_for("two", |_| rig.side.messages().contains(&"two".to_owned()))
         .await;
-    assert_eq!(rig.side.messages(), vec!["one", "two"]);
 }
 
 #[tokio::test]
@@ -466,14 +472,9 @@ async fn our_own_message_coming_back_is_not_relayed() {
 #[tokio::test]
 async fn a_side_that_stores_deliveries_gets_messages_without_the_outbox() {
     let rig = logged_in_to_a_storing_side().await;
-    // One burst (nothing yields between the sends): the repeat is caught
-    // before its original's link is stored.
-    rig.net.emit(buddy_message("one", Some("r1"))).await;
-    rig.net.emit(buddy_message("one", Some("r1"))).await;
-    rig.net.emit(buddy_message("two", Some("r2"))).await;
-    rig.side
-        .wait_for("two", |_| rig.side.messages().contains(&"two".to_owned()))
-        .await;
+    // In one burst: the repeat is caught before its original's link is
+    // stored.
+    say_one_twice_then_two(&rig).await;
     // Later: caught by the link stored after the hand-over.
     rig.net.emit(buddy_message("one", Some("r1"))).await;
     rig.net.emit(buddy_message("three", Some("r3"))).await;

@@ -5,7 +5,8 @@
 //! file. The simulator runs in this test process, so the QQ side (queued
 //! messages, the live session) outlives every bridge.
 //!
-//! What is asserted, per direction (README-reliability.md explains why):
+//! What is asserted, per direction (README, Reliability, "Exactly-once,
+//! side by side", explains why):
 //! - QQ → IRC: every message the bridge had stored arrives exactly once and
 //!   in order, the IRC client de-duplicating replays by their IRCv3 `msgid`
 //!   (a kill between writing the line and completing the outbox item

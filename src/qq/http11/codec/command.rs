@@ -29,7 +29,7 @@ pub enum Command {
 }
 
 /// How the server spells `CMD` in a Login reply: \[003\] and the 2010 capture
-/// say `Login`, \[001\] says `LOGIN` (README §4).
+/// say `Login`, \[001\] says `LOGIN` (protocol README.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum LoginEcho {
     #[default]
