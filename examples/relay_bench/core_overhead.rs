@@ -166,6 +166,9 @@ pub(crate) async fn bench_core(
     );
     let side = Arc::new(ClockSide::default());
     core.register_side(side.clone());
+    // As `qqbridge run` starts: nothing to restore here, but it also
+    // resumes the outbox, after which workers may start ahead of commits.
+    core.restore_logins().await?;
     core.login(
         "bench:user",
         Uin(10001),

@@ -664,15 +664,16 @@ impl BridgeCore {
     /// Logs in again every stored login (after a restart), in the
     /// background, retrying with backoff while the QQ server is unreachable.
     pub async fn restore_logins(&self) -> Result<usize, CoreError> {
+        // Whatever any user had queued before the restart goes out first
+        // (and from now on new messages may start on their way while they
+        // are being stored: `Outbox::push_all`).
+        if let Some(courier) = self.courier() {
+            self.outbox.resume(&courier, &["to:", "qq:"]).await?;
+        }
         let logins = self.store.logins().await?;
         let count = logins.len();
         let slots = Arc::new(Semaphore::new(RESTORE_CONCURRENCY));
         for login in logins {
-            // Whatever was queued before the restart goes out once possible.
-            if let Some(courier) = self.courier() {
-                self.outbox.wake(&courier, &side_destination(&login.user));
-                self.outbox.wake(&courier, &qq_destination(&login.user));
-            }
             let Some(core) = self.myself.upgrade() else {
                 break;
             };
@@ -1134,6 +1135,11 @@ impl Courier for BridgeCore {
             };
         };
         carry_each(items, MAX_SIDE_RUN, |item| self.carry_to_side(user, item)).await
+    }
+
+    /// Neither a side's events nor QQ sends look at their outbox ids.
+    fn carries_unstored(&self, destination: &str) -> bool {
+        destination.starts_with("to:") || destination.starts_with("qq:")
     }
 
     /// A user's QQ queue ran empty: their side may hand over what it held

@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 use crate::backoff::Backoff;
 use crate::store::{NewOutboxItem, OutboxItem, Store, StoreError};
 
+mod ahead;
+
 /// What happened to one outbox item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Carried {
@@ -58,6 +60,13 @@ pub trait Courier: Send + Sync {
     /// `destination`'s queue, after carrying something, was found empty
     /// and its worker retired.
     fn drained(&self, _destination: &str) {}
+
+    /// Whether items of `destination` may be carried before they are
+    /// stored, i.e. carrying never looks at [`OutboxItem::id`] (it is 0
+    /// then). See [`Outbox::push_all`].
+    fn carries_unstored(&self, _destination: &str) -> bool {
+        false
+    }
 }
 
 /// A run whose items are carried one at a time, in order, but removed from
@@ -102,6 +111,9 @@ struct Workers {
     /// Set by [`Outbox::stop`]: items are still stored, but no worker
     /// starts any more (the chat sides are going away).
     stopped: AtomicBool,
+    /// Set by [`Outbox::resume`]: every destination left with items by an
+    /// earlier run has a worker, so an idle one has nothing stored.
+    resumed: AtomicBool,
 }
 
 struct Worker {
@@ -128,6 +140,7 @@ impl Outbox {
                 live: Mutex::new(HashMap::new()),
                 retired: AtomicU64::new(0),
                 stopped: AtomicBool::new(false),
+                resumed: AtomicBool::new(false),
             }),
         }
     }
@@ -155,6 +168,12 @@ impl Outbox {
     /// [`Store::enqueue_all`], also for `cap`), then wakes the worker. One
     /// entry per item: `None` when its link was known, a duplicate not
     /// queued.
+    ///
+    /// When nothing of `destination` is stored or being carried, and its
+    /// courier allows it, the worker starts on the items while they are
+    /// being stored instead of after (see `outbox/ahead.rs`): a message is
+    /// on its way as early as it would be without a store, and is stored
+    /// as soon as before.
     pub async fn push_all(
         &self,
         courier: &Arc<dyn Courier>,
@@ -162,6 +181,17 @@ impl Outbox {
         items: Vec<NewOutboxItem>,
         cap: Option<u64>,
     ) -> Result<Vec<Option<i64>>, StoreError> {
+        if let Some(stored_ids) = self.start_ahead(courier, destination, &items, cap).await {
+            // The new worker is next in line on this thread: let it hand
+            // the items on before the commit takes the thread.
+            tokio::task::yield_now().await;
+            let stored = self.store.enqueue_all(destination, items, cap).await;
+            let _ = stored_ids.send(match &stored {
+                Ok(ids) => Ok(ids.clone()),
+                Err(e) => Err(e.to_string()),
+            });
+            return stored;
+        }
         let (ids, head) = self
             .stored_with_head(
                 destination,
@@ -232,7 +262,17 @@ impl Outbox {
         // would let the new worker retire without reading.
         let first = head
             .filter(|h| !ended && h.retired == retired && !h.items.is_empty())
-            .map(|h| h.items);
+            .map(|h| First::Stored(h.items));
+        self.spawn_worker(&mut workers, courier, destination, first);
+    }
+
+    fn spawn_worker(
+        &self,
+        workers: &mut HashMap<String, Worker>,
+        courier: &Arc<dyn Courier>,
+        destination: &str,
+        first: Option<First>,
+    ) {
         let signal = Arc::new(Signal::default());
         let task = tokio::spawn(run_worker(
             self.store.clone(),
@@ -243,6 +283,24 @@ impl Outbox {
             first,
         ));
         workers.insert(destination.to_owned(), Worker { signal, task });
+    }
+
+    /// Starts a worker for every destination whose name starts with one of
+    /// `prefixes` and that has items stored (left by an earlier run), then
+    /// lets [`Outbox::push_all`] carry ahead: from now on an idle
+    /// destination has nothing stored that new items could overtake.
+    pub async fn resume(
+        &self,
+        courier: &Arc<dyn Courier>,
+        prefixes: &[&str],
+    ) -> Result<(), StoreError> {
+        for prefix in prefixes {
+            for destination in self.store.outbox_destinations(prefix).await? {
+                self.wake(courier, &destination);
+            }
+        }
+        self.workers.resumed.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Whether `destination` has no live worker. Every item pushed through
@@ -286,13 +344,21 @@ struct Head {
     retired: u64,
 }
 
+/// What a new worker starts with instead of reading its queue.
+enum First {
+    /// Items read from the store (a [`Head`]).
+    Stored(Vec<OutboxItem>),
+    /// Items still being stored.
+    Ahead(ahead::Ahead),
+}
+
 async fn run_worker(
     store: Arc<dyn Store>,
     courier: Weak<dyn Courier>,
     destination: String,
     signal: Arc<Signal>,
     workers: Weak<Workers>,
-    mut first: Option<Vec<OutboxItem>>,
+    mut first: Option<First>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     let Some(batch) = courier.upgrade().map(|c| c.batch()) else {
@@ -301,7 +367,21 @@ async fn run_worker(
     let mut carried_any = false;
     'outer: loop {
         let read = match first.take() {
-            Some(items) => Ok(items),
+            Some(First::Stored(items)) => Ok(items),
+            Some(First::Ahead(items)) => {
+                let Some(courier) = courier.upgrade() else {
+                    return;
+                };
+                let run = ahead::carry(store.as_ref(), courier.as_ref(), &destination, items).await;
+                drop(courier);
+                carried_any |= run.carried_any;
+                if run.postponed {
+                    wait_to_retry(&mut backoff, &signal).await;
+                } else {
+                    backoff.reset();
+                }
+                continue 'outer;
+            }
             None => store.pending(&destination, batch).await,
         };
         let items = match read {
@@ -333,17 +413,22 @@ async fn run_worker(
             carried_any |= outcomes.iter().any(|o| !matches!(o, Carried::Later(_)));
             let postponed = settle_run(store.as_ref(), &destination, run, &outcomes).await;
             if postponed || run.is_empty() {
-                // Keep order: wait, then retry the same head item. A wake-up
-                // (client back, session back) cuts the wait short.
-                let delay = backoff.next_delay();
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = signal.notify.notified() => backoff.reset(),
-                }
+                wait_to_retry(&mut backoff, &signal).await;
                 continue 'outer;
             }
             backoff.reset();
         }
+    }
+}
+
+/// Keeps order after a postponed item: waits, then the worker retries the
+/// same head item. A wake-up (client back, session back) cuts the wait
+/// short.
+async fn wait_to_retry(backoff: &mut Backoff, signal: &Signal) {
+    let delay = backoff.next_delay();
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = signal.notify.notified() => backoff.reset(),
     }
 }
 
