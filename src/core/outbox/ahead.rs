@@ -20,7 +20,8 @@
 //! item's link is known (a repeat, which the commit would drop) and no
 //! two items share one.
 
-use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 
 use tokio::sync::oneshot;
 
@@ -50,15 +51,12 @@ impl Outbox {
     /// sends the worker the outcome.
     pub(super) async fn start_ahead(
         &self,
-        courier: &std::sync::Arc<dyn Courier>,
+        courier: &Arc<dyn Courier>,
         destination: &str,
         items: &[NewOutboxItem],
         cap: Option<u64>,
     ) -> Option<oneshot::Sender<Stored>> {
-        let eligible = self
-            .workers
-            .resumed
-            .load(std::sync::atomic::Ordering::Acquire)
+        let eligible = self.workers.resumed.load(Ordering::Acquire)
             && cap != Some(0)
             && !items.is_empty()
             && courier.carries_unstored(destination)
@@ -83,16 +81,11 @@ impl Outbox {
             .live
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        // Checked again under the lock: the link lookups gave way to others.
-        let claimed = workers
-            .get(destination)
-            .is_none_or(|w| w.task.is_finished());
-        if !claimed
-            || self
-                .workers
-                .stopped
-                .load(std::sync::atomic::Ordering::Acquire)
-        {
+        // Checked again under the lock, as the link lookups gave way to
+        // others, and stricter than `is_idle`: a worker that ended without
+        // retiring (rather than finding its queue empty) may have left
+        // items stored.
+        if workers.contains_key(destination) || self.workers.stopped.load(Ordering::Acquire) {
             return None;
         }
         let first = First::Ahead(Ahead {
