@@ -2,8 +2,8 @@
 //!
 //! The key paths documented in `bridge.example.yaml` are a contract other
 //! tools rely on; extend around them, do not rename them. Loading, `${ENV}`
-//! expansion and error reporting with file lines live in [`load`]; checks
-//! that span several keys live in [`validate`].
+//! expansion and error reporting with file lines live in `load`; checks
+//! that span several keys live in `validate`.
 
 mod load;
 mod networks;

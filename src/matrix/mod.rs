@@ -4,7 +4,7 @@
 //! language.
 //!
 //! Module map:
-//! - `mod.rs`: [`start`], [`MatrixHandle`], the shared [`Matrix`] state.
+//! - `mod.rs`: [`start`], [`MatrixHandle`], the shared `Matrix` state.
 //! - `appservice/server.rs`: the HTTP listener the homeserver pushes to
 //!   (transactions, user and alias queries, ping), hs_token checks, body
 //!   limits; `appservice/txn_queue.rs`: transactions stored before the
@@ -15,7 +15,7 @@
 //! - `ids.rs`: ghost, bot and alias ids.
 //! - `ghosts.rs`: ghost registration, display names, room membership.
 //! - `portals.rs`: DM, group and bot rooms; m.direct; leave and rejoin.
-//! - `deliver.rs`: core events to Matrix (the [`ChatSide`]).
+//! - `deliver.rs`: core events to Matrix (the [`crate::core::ChatSide`]).
 //! - `inbound.rs`: Matrix events to the core.
 //! - `content.rs`: message content both ways (through `core::text`).
 //! - `bot.rs`: the bot's commands, password redaction, captcha images.

@@ -3,7 +3,7 @@
 //!
 //! The file holds QQ passwords, so it is created with mode 0600 (and an
 //! existing, more open file is tightened). rusqlite is blocking, so every
-//! operation runs on the connection's own thread ([`connection_thread`]),
+//! operation runs on the connection's own thread (`connection_thread`),
 //! except a light one (an outbox row or a few) made while that thread is
 //! idle, which runs at once on the caller's. In WAL mode with
 //! `synchronous=NORMAL` a commit only writes to the OS's cache (checkpoints

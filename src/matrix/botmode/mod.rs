@@ -4,7 +4,7 @@
 //! with its SQLite store, so keys survive restarts).
 //!
 //! Module map:
-//! - `mod.rs`: [`start`], [`BotHandle`], the shared [`BotMode`] state.
+//! - `mod.rs`: [`start`], [`BotHandle`], the shared `BotMode` state.
 //! - `session.rs`: login, the saved session, cross-signing.
 //! - `sync.rs`: the sync loop; the sync token is saved only after every
 //!   event of a batch was handled, so a crash replays instead of losing.

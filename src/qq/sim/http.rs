@@ -171,7 +171,7 @@ pub trait Route: Send + Sync {
     /// Whether `request` may be held for long before its answer (a long
     /// poll). A held request is dropped when its client closes the
     /// connection: nobody could read the answer, and what it would have
-    /// taken from a queue must stay there for the next poll [SIM].
+    /// taken from a queue must stay there for the next poll \[SIM\].
     fn holds(&self, _request: &HttpRequest) -> bool {
         false
     }
