@@ -13,7 +13,9 @@
 //! `--only core|http11|latency|throughput` runs one part; `--paths "QQ -> IRC,heisen"`
 //! measures only the paths whose names contain one of those (and, for
 //! latency, the floors beside them);
-//! `--no-heisenbridge` leaves heisenbridge out. Not part of `cargo test`.
+//! `--no-heisenbridge` leaves heisenbridge out; `--sim-process` runs the QQ
+//! simulator as a process of its own (`qqbridge sim`) instead of in this
+//! one (latency only). Not part of `cargo test`.
 
 #[allow(dead_code)]
 #[path = "../../tests/support/ngircd.rs"]
@@ -45,6 +47,8 @@ struct Options {
     heisenbridge: bool,
     /// Paths to measure (name substrings); all when empty.
     paths: Vec<String>,
+    /// The QQ simulator as its own process instead of in this one.
+    sim_process: bool,
 }
 
 fn options() -> Result<Options> {
@@ -54,6 +58,7 @@ fn options() -> Result<Options> {
         only: None,
         heisenbridge: true,
         paths: Vec::new(),
+        sim_process: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -62,6 +67,7 @@ fn options() -> Result<Options> {
             "--json" => o.json = args.next().map(Into::into),
             "--only" => o.only = args.next(),
             "--no-heisenbridge" => o.heisenbridge = false,
+            "--sim-process" => o.sim_process = true,
             "--paths" => {
                 o.paths = args
                     .next()
@@ -73,7 +79,7 @@ fn options() -> Result<Options> {
             }
             "-h" | "--help" => {
                 println!(
-                    "relay_bench [--messages N] [--json FILE] [--only core|http11|latency|throughput] [--paths NAME,..] [--no-heisenbridge]"
+                    "relay_bench [--messages N] [--json FILE] [--only core|http11|latency|throughput] [--paths NAME,..] [--no-heisenbridge] [--sim-process]"
                 );
                 std::process::exit(0);
             }
@@ -112,7 +118,10 @@ async fn main() -> Result<()> {
         out.http11 = Some(r);
     }
     if wants("latency") || wants("throughput") {
-        let rig = rig::Rig::start(o.heisenbridge).await?;
+        if o.sim_process && wants("throughput") {
+            bail!("--sim-process is for latency only: the throughput ramps write through the in-process simulator (add --only latency)");
+        }
+        let rig = rig::Rig::start(o.heisenbridge, o.sim_process).await?;
         if wants("latency") {
             out.latency = runs::latency(&rig, o.messages, &o.paths).await?;
             for l in &out.latency {

@@ -1,5 +1,6 @@
 //! Starts everything the relay benchmark measures, on loopback: the QQ
-//! simulator (in this process), a real ngIRCd and a real Synapse (the test
+//! simulator (in this process, or with `--sim-process` as a process of its
+//! own, `qqbridge sim`), a real ngIRCd and a real Synapse (the test
 //! harnesses), qqbridge as its own process (the release binary, so its CPU
 //! time is its own) bridging QQ groups to a Matrix room and IRC channels,
 //! heisenbridge on the same two servers, and the people at the ends.
@@ -60,9 +61,25 @@ groups:
   - { number: 20006, name: ircmatrix, members: [10001, 10002] }
 "#;
 
+/// Where the QQ simulator runs.
+pub enum QqServer {
+    /// In this process: the throughput ramps write through its world
+    /// directly, at no client cost.
+    InProcess(SimHandle),
+    /// `qqbridge sim` as its own process, as a QQ server is to its clients:
+    /// every QQ hop then crosses a process boundary, in the floor as on the
+    /// bridged paths (in this process the floor's sender, server and
+    /// reader share one runtime, so a floor message can go from socket to
+    /// socket without any thread waking from sleep).
+    Process {
+        /// Killed when the rig is dropped.
+        _child: Child,
+    },
+}
+
 pub struct Rig {
     pub arrivals: Arc<Arrivals>,
-    pub sim: SimHandle,
+    pub sim: QqServer,
     pub irc: Ngircd,
     pub hs: Synapse,
     pub bridge: Child,
@@ -120,14 +137,19 @@ fn heisenbridge_python() -> Result<PathBuf> {
 }
 
 impl Rig {
-    pub async fn start(with_heisenbridge: bool) -> Result<Rig> {
+    pub async fn start(with_heisenbridge: bool, sim_process: bool) -> Result<Rig> {
         let arrivals = Arc::new(Arrivals::default());
         let dir = tempfile::tempdir()?;
 
-        let scenario = Scenario::from_yaml(SCENARIO)?;
-        let sim = sim::start(SimConfig::new(scenario)).await?;
-        let qq_base = format!("http://{}", sim.protocol_addr());
-        eprintln!("QQ simulator on {}", sim.protocol_addr());
+        let (sim, qq_addr) = if sim_process {
+            start_sim_process(dir.path()).await?
+        } else {
+            let sim = sim::start(SimConfig::new(Scenario::from_yaml(SCENARIO)?)).await?;
+            let addr = sim.protocol_addr();
+            (QqServer::InProcess(sim), addr)
+        };
+        let qq_base = format!("http://{qq_addr}");
+        eprintln!("QQ simulator on {qq_addr}");
 
         let irc = Ngircd::start(NgircdOptions::without_flood_control()).await?;
         eprintln!("ngIRCd on {} (flood control off)", irc.addr());
@@ -392,6 +414,35 @@ impl Rig {
         self.room_hb = Some(room);
         Ok(())
     }
+}
+
+/// `qqbridge sim` on a free port with the benchmark's scenario, once it
+/// accepts connections.
+async fn start_sim_process(dir: &Path) -> Result<(QqServer, std::net::SocketAddr)> {
+    let scenario = dir.join("scenario.yaml");
+    std::fs::write(&scenario, SCENARIO)?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let child = Command::new(bridge_binary()?)
+        .arg("sim")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--scenario")
+        .arg(&scenario)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sim.log"))?)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting qqbridge sim")?;
+    eprintln!("QQ simulator pid {}", child.id().unwrap_or(0));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if std::time::Instant::now() > deadline {
+            bail!("qqbridge sim never listened on {addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok((QqServer::Process { _child: child }, addr))
 }
 
 fn bridge_yaml(

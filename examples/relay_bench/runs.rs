@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use qqbridge::qq::sim::Origin;
@@ -14,8 +14,8 @@ use qqbridge::qq::sim::Origin;
 use crate::arrivals::tag;
 use crate::clients::MatrixUser;
 use crate::rig::{
-    Rig, GATEWAY_CHANNEL, GROUP_BOTH, GROUP_FLOOR, GROUP_GATEWAY, GROUP_IRC, GROUP_MATRIX,
-    IRC_MATRIX_CHANNEL,
+    QqServer, Rig, GATEWAY_CHANNEL, GROUP_BOTH, GROUP_FLOOR, GROUP_GATEWAY, GROUP_IRC,
+    GROUP_MATRIX, IRC_MATRIX_CHANNEL,
 };
 use crate::stats::{CpuSample, Percentiles};
 
@@ -39,12 +39,16 @@ enum Source {
 async fn send(rig: &Rig, source: &Source, text: &str) -> Result<()> {
     match source {
         Source::QqClient(group) => rig.qq_writer.say_in_group(*group, text).await,
-        Source::QqWorld { group, from } => {
-            rig.sim
-                .world()
-                .send_group_message(*group, *from, text, Origin::Control);
-            Ok(())
-        }
+        Source::QqWorld { group, from } => match &rig.sim {
+            QqServer::InProcess(sim) => {
+                sim.world()
+                    .send_group_message(*group, *from, text, Origin::Control);
+                Ok(())
+            }
+            QqServer::Process { .. } => {
+                bail!("the throughput ramps write through the in-process simulator: run them without --sim-process")
+            }
+        },
         Source::Matrix(user, room) => user.say(room, text).await,
         Source::Irc(channel) => rig.bob.send(&format!("PRIVMSG {channel} :{text}")).await,
         Source::Gateway(channel) => rig.erin.send(&format!("PRIVMSG {channel} :{text}")).await,

@@ -173,7 +173,9 @@ impl Outbox {
     /// courier allows it, the worker starts on the items while they are
     /// being stored instead of after (see `outbox/ahead.rs`): a message is
     /// on its way as early as it would be without a store, and is stored
-    /// as soon as before.
+    /// as soon as before. An item the worker delivered before the commit
+    /// started is not stored at all, only its link, and its entry is
+    /// `Some(0)`.
     pub async fn push_all(
         &self,
         courier: &Arc<dyn Courier>,
@@ -181,16 +183,13 @@ impl Outbox {
         items: Vec<NewOutboxItem>,
         cap: Option<u64>,
     ) -> Result<Vec<Option<i64>>, StoreError> {
-        if let Some(stored_ids) = self.start_ahead(courier, destination, &items, cap).await {
+        if let Some(ticket) = self.start_ahead(courier, destination, &items, cap).await {
             // The new worker is next in line on this thread: let it hand
             // the items on before the commit takes the thread.
             tokio::task::yield_now().await;
-            let stored = self.store.enqueue_all(destination, items, cap).await;
-            let _ = stored_ids.send(match &stored {
-                Ok(ids) => Ok(ids.clone()),
-                Err(e) => Err(e.to_string()),
-            });
-            return stored;
+            return ticket
+                .store(self.store.as_ref(), destination, items, cap)
+                .await;
         }
         let (ids, head) = self
             .stored_with_head(

@@ -19,13 +19,21 @@
 //! its courier does not need item ids ([`Courier::carries_unstored`]), no
 //! item's link is known (a repeat, which the commit would drop) and no
 //! two items share one.
+//!
+//! When the worker has delivered every item before the commit starts (a
+//! chat side that takes a message at once, like the built-in IRC gateway),
+//! there is nothing left to keep: the commit writes only the items' links
+//! (what later repeats and replies are checked against), not outbox rows
+//! that the worker would remove right after. The worker stays until those
+//! links are written, so a repeat pushed meanwhile finds the destination
+//! busy and goes through the store, which drops it.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use tokio::sync::oneshot;
 
-use crate::store::{NewOutboxItem, OutboxItem, Store};
+use crate::store::{MessageLink, NewOutboxItem, OutboxItem, Store, StoreError};
 
 use super::{settle_run, Carried, Courier, First, Outbox};
 
@@ -37,6 +45,71 @@ pub(in crate::core::outbox) struct Ahead {
     /// With id 0 until the commit names them.
     items: Vec<OutboxItem>,
     ids: oneshot::Receiver<Stored>,
+    phase: Arc<AtomicU8>,
+}
+
+/// Who got there first: the worker with every item delivered, or the
+/// pusher with its commit. Moved on from `CARRYING` once, by either.
+const CARRYING: u8 = 0;
+/// Every item was delivered before the commit started: only links are
+/// written, and the worker is sent an empty list once they are.
+const DELIVERED: u8 = 1;
+/// The commit started first: the worker settles with the ids it is sent.
+const COMMITTING: u8 = 2;
+
+/// The pusher's end of items carried ahead.
+pub(super) struct AheadTicket {
+    ids: oneshot::Sender<Stored>,
+    phase: Arc<AtomicU8>,
+}
+
+impl AheadTicket {
+    /// Stores `items` (or, if the worker delivered them all already, only
+    /// their links) and tells the worker. Ids as [`Store::enqueue_all`]
+    /// gives them; `Some(0)` for an item delivered before it was stored.
+    pub(super) async fn store(
+        self,
+        store: &dyn Store,
+        destination: &str,
+        items: Vec<NewOutboxItem>,
+        cap: Option<u64>,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let committing =
+            self.phase
+                .compare_exchange(CARRYING, COMMITTING, Ordering::AcqRel, Ordering::Acquire);
+        if committing.is_err() {
+            let stored = store_links(store, destination, &items).await;
+            let _ = self.ids.send(match &stored {
+                Ok(_) => Ok(Vec::new()),
+                Err(e) => Err(e.to_string()),
+            });
+            return stored;
+        }
+        let stored = store.enqueue_all(destination, items, cap).await;
+        let _ = self.ids.send(match &stored {
+            Ok(ids) => Ok(ids.clone()),
+            Err(e) => Err(e.to_string()),
+        });
+        stored
+    }
+}
+
+/// The links of items delivered before they were stored.
+async fn store_links(
+    store: &dyn Store,
+    destination: &str,
+    items: &[NewOutboxItem],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let links: Vec<MessageLink> = items.iter().filter_map(|i| i.link.clone()).collect();
+    if !links.is_empty() {
+        let inserted = store.insert_message_links(&links).await?;
+        if inserted.contains(&false) {
+            // Checked before they were carried: only a repeat linked
+            // meanwhile by another destination's push lands here.
+            tracing::warn!(%destination, "an item delivered ahead was a repeat");
+        }
+    }
+    Ok(vec![Some(0); items.len()])
 }
 
 /// What carrying items ahead came to.
@@ -55,7 +128,7 @@ impl Outbox {
         destination: &str,
         items: &[NewOutboxItem],
         cap: Option<u64>,
-    ) -> Option<oneshot::Sender<Stored>> {
+    ) -> Option<AheadTicket> {
         let eligible = self.workers.resumed.load(Ordering::Acquire)
             && cap != Some(0)
             && !items.is_empty()
@@ -76,6 +149,7 @@ impl Outbox {
             })
             .collect();
         let (tell, ids) = oneshot::channel();
+        let phase = Arc::new(AtomicU8::new(CARRYING));
         let mut workers = self
             .workers
             .live
@@ -91,10 +165,11 @@ impl Outbox {
         let first = First::Ahead(Ahead {
             items: unstored,
             ids,
+            phase: phase.clone(),
         });
         self.spawn_worker(&mut workers, courier, destination, Some(first));
         tracing::trace!(%destination, items = items.len(), "carrying ahead of the commit");
-        Some(tell)
+        Some(AheadTicket { ids: tell, phase })
     }
 
     /// Whether no item's link is known and no two items share one.
@@ -129,6 +204,21 @@ pub(super) async fn carry(
 ) -> AheadRun {
     let outcomes = courier.carry_run(destination, &ahead.items).await;
     let carried_any = outcomes.iter().any(|o| !matches!(o, Carried::Later(_)));
+    let all_delivered =
+        outcomes.len() == ahead.items.len() && outcomes.iter().all(|o| matches!(o, Carried::Done));
+    let delivered_first = all_delivered
+        && ahead
+            .phase
+            .compare_exchange(CARRYING, DELIVERED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+    if delivered_first {
+        // Nothing to remove; wait only until the links are written.
+        let _ = ahead.ids.await;
+        return AheadRun {
+            carried_any,
+            postponed: false,
+        };
+    }
     let ids = match ahead.ids.await {
         Ok(Ok(ids)) => ids,
         // Not stored: the pusher reports it. What was carried is out.
@@ -177,6 +267,9 @@ mod tests {
     #[derive(Default)]
     struct Gate {
         away: AtomicBool,
+        /// Takes a while to deliver (a request to a server), so the commit
+        /// starts first.
+        slow: AtomicBool,
         carried: Mutex<Vec<(String, i64)>>,
     }
 
@@ -185,6 +278,9 @@ mod tests {
         async fn carry(&self, _: &str, item: &OutboxItem) -> Carried {
             if self.away.load(Ordering::Acquire) {
                 return Carried::Later("away".into());
+            }
+            if self.slow.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let mut carried = self.carried.lock().unwrap();
             carried.push((item.payload.clone(), item.id));
@@ -247,10 +343,15 @@ mod tests {
             .unwrap();
         settled(&store, &gate, 1).await;
         outbox.resume(&courier, &["dest"]).await.unwrap();
-        outbox
+        let ids_b = outbox
             .push_all(&courier, "dest", vec![new_item("b", Some("r-b"))], None)
             .await
             .unwrap();
+        assert_eq!(
+            ids_b,
+            vec![Some(0)],
+            "delivered before the commit: not stored"
+        );
         settled(&store, &gate, 2).await;
         let carried = gate.carried.lock().unwrap().clone();
         assert_eq!(carried[0], ("a".to_owned(), ids[0].unwrap()));
@@ -272,6 +373,32 @@ mod tests {
         settled(&store, &gate, 3).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(gate.payloads(), vec!["a", "b", "c"]);
+    }
+
+    /// A delivery slower than the commit: the item is stored with its
+    /// link, and removed once the worker learns its id.
+    #[tokio::test]
+    async fn an_item_still_being_delivered_when_the_commit_starts_is_stored_and_removed() {
+        let (store, outbox, gate, courier) = rig();
+        outbox.resume(&courier, &["dest"]).await.unwrap();
+        gate.slow.store(true, Ordering::Release);
+        let ids = outbox
+            .push_all(&courier, "dest", vec![new_item("s", Some("r-s"))], None)
+            .await
+            .unwrap();
+        let id = ids[0].expect("stored");
+        assert!(id > 0, "{ids:?}");
+        assert_eq!(store.pending("dest", 10).await.unwrap()[0].id, id);
+        settled(&store, &gate, 1).await;
+        assert_eq!(
+            gate.carried.lock().unwrap().clone(),
+            vec![("s".to_owned(), 0)]
+        );
+        let again = outbox
+            .push_all(&courier, "dest", vec![new_item("s", Some("r-s"))], None)
+            .await
+            .unwrap();
+        assert_eq!(again, vec![None], "its link was stored with it");
     }
 
     /// Items an earlier run left get a worker at `resume`, so new items
