@@ -15,7 +15,9 @@
 //! latency, the floors beside them);
 //! `--no-heisenbridge` leaves heisenbridge out; `--sim-process` runs the QQ
 //! simulator as a process of its own (`qqbridge sim`) instead of in this
-//! one (latency only). Not part of `cargo test`.
+//! one (latency only); `--gap-ms N` pauses N ms before each latency message,
+//! so the bridge idles between messages as in a quiet conversation. Not
+//! part of `cargo test`.
 
 #[allow(dead_code)]
 #[path = "../../tests/support/ngircd.rs"]
@@ -49,6 +51,8 @@ struct Options {
     paths: Vec<String>,
     /// The QQ simulator as its own process instead of in this one.
     sim_process: bool,
+    /// Pause before each latency message.
+    gap: std::time::Duration,
 }
 
 fn options() -> Result<Options> {
@@ -59,6 +63,7 @@ fn options() -> Result<Options> {
         heisenbridge: true,
         paths: Vec::new(),
         sim_process: false,
+        gap: std::time::Duration::ZERO,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -68,6 +73,9 @@ fn options() -> Result<Options> {
             "--only" => o.only = args.next(),
             "--no-heisenbridge" => o.heisenbridge = false,
             "--sim-process" => o.sim_process = true,
+            "--gap-ms" => {
+                o.gap = std::time::Duration::from_millis(args.next().unwrap_or_default().parse()?)
+            }
             "--paths" => {
                 o.paths = args
                     .next()
@@ -79,7 +87,7 @@ fn options() -> Result<Options> {
             }
             "-h" | "--help" => {
                 println!(
-                    "relay_bench [--messages N] [--json FILE] [--only core|http11|latency|throughput] [--paths NAME,..] [--no-heisenbridge] [--sim-process]"
+                    "relay_bench [--messages N] [--json FILE] [--only core|http11|latency|throughput] [--paths NAME,..] [--no-heisenbridge] [--sim-process] [--gap-ms N]"
                 );
                 std::process::exit(0);
             }
@@ -123,7 +131,7 @@ async fn main() -> Result<()> {
         }
         let rig = rig::Rig::start(o.heisenbridge, o.sim_process).await?;
         if wants("latency") {
-            out.latency = runs::latency(&rig, o.messages, &o.paths).await?;
+            out.latency = runs::latency(&rig, o.messages, &o.paths, o.gap).await?;
             for l in &out.latency {
                 eprintln!("latency {l:?}");
             }

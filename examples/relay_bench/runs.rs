@@ -77,8 +77,15 @@ fn chosen(path: &str, only: &[String]) -> bool {
 }
 
 /// Latency of every path whose name contains one of `only` (all when it is
-/// empty), message by message in turns with the floors.
-pub async fn latency(rig: &Rig, messages: usize, only: &[String]) -> Result<Vec<PathLatency>> {
+/// empty), message by message in turns with the floors, each message sent
+/// `gap` after the previous one arrived (a quiet conversation when it is
+/// long: the bridge idles in between).
+pub async fn latency(
+    rig: &Rig,
+    messages: usize,
+    only: &[String],
+    gap: Duration,
+) -> Result<Vec<PathLatency>> {
     let mut runs = vec![
         LatencyRun {
             run: "q",
@@ -152,6 +159,9 @@ pub async fn latency(rig: &Rig, messages: usize, only: &[String]) -> Result<Vec<
     let timeout = Duration::from_secs(20);
     for seq in 0..messages {
         for (ri, run) in runs.iter().enumerate() {
+            if !gap.is_zero() {
+                tokio::time::sleep(gap).await;
+            }
             let t = tag(run.run, seq);
             let at = Instant::now();
             send(rig, &run.source, &t).await?;
