@@ -7,9 +7,9 @@
 //! except a light one (an outbox row or a few) made while that thread is
 //! idle, which runs at once on the caller's. In WAL mode with
 //! `synchronous=NORMAL` a commit only writes to the OS's cache (checkpoints
-//! sync, on the checkpointer's thread, but for the rare restart of the log
-//! at its backstop size), so such a call costs the runtime less than the two
-//! thread hand-offs it saves.
+//! sync, on the checkpointer's thread; a commit syncs only when it starts
+//! the log over, which the checkpointer keeps rare), so such a call costs
+//! the runtime less than the two thread hand-offs it saves.
 
 mod checkpointer;
 mod connection_thread;
