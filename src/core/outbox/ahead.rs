@@ -52,7 +52,7 @@ pub(in crate::core::outbox) struct Ahead {
 /// pusher with its commit. Moved on from `CARRYING` once, by either.
 const CARRYING: u8 = 0;
 /// Every item was delivered before the commit started: only links are
-/// written, and the worker is sent an empty list once they are.
+/// written, and the worker is told once they are.
 const DELIVERED: u8 = 1;
 /// The commit started first: the worker settles with the ids it is sent.
 const COMMITTING: u8 = 2;
@@ -77,15 +77,12 @@ impl AheadTicket {
         let committing =
             self.phase
                 .compare_exchange(CARRYING, COMMITTING, Ordering::AcqRel, Ordering::Acquire);
-        if committing.is_err() {
-            let stored = store_links(store, destination, &items).await;
-            let _ = self.ids.send(match &stored {
-                Ok(_) => Ok(Vec::new()),
-                Err(e) => Err(e.to_string()),
-            });
-            return stored;
-        }
-        let stored = store.enqueue_all(destination, items, cap).await;
+        let stored = if committing.is_ok() {
+            store.enqueue_all(destination, items, cap).await
+        } else {
+            store_links(store, destination, &items).await
+        };
+        // A worker that delivered everything only waits for this message.
         let _ = self.ids.send(match &stored {
             Ok(ids) => Ok(ids.clone()),
             Err(e) => Err(e.to_string()),
