@@ -321,6 +321,13 @@ impl Outbox {
                 .is_none_or(|w| w.task.is_finished())
     }
 
+    /// Whether nothing of `destination` is stored or being carried: it is
+    /// idle ([`Outbox::is_idle`]) and [`Outbox::resume`] has given the
+    /// items of an earlier run their workers.
+    pub fn is_empty(&self, destination: &str) -> bool {
+        self.workers.resumed.load(Ordering::Acquire) && self.is_idle(destination)
+    }
+
     /// Stops all workers and starts none afterwards; undelivered items
     /// (and items pushed later) stay in the store for the next start.
     pub fn stop(&self) {

@@ -19,7 +19,7 @@ use crate::core::outbox::{Carried, Courier};
 use crate::core::side::chat_id_serde;
 use crate::core::text::{irc_payload_budget, render_irc_lines, FaceStyle};
 use crate::core::CoreError;
-use crate::store::{MessageLink, OutboxItem, StoreError};
+use crate::store::{MessageLink, NewOutboxItem, OutboxItem, StoreError};
 
 use super::ids::{from_irc_destination, network_scope, to_irc_destination, SIDE_NAME};
 use super::link::{Link, LinkDown};
@@ -107,12 +107,19 @@ impl Network {
             .await
     }
 
+    /// Stored before it returns. Into an idle queue for IRC, the line is on
+    /// its way while it is being stored (see [`Courier::carries_unstored`]).
     async fn push(&self, destination: &str, payload: &str) -> Result<(), StoreError> {
         let Some(courier) = self.courier() else {
             return Ok(());
         };
+        let item = NewOutboxItem {
+            link: None,
+            lane: destination.to_owned(),
+            payload: payload.to_owned(),
+        };
         self.outbox
-            .push(&courier, destination, destination, payload)
+            .push_all(&courier, destination, vec![item], None)
             .await?;
         Ok(())
     }
@@ -527,5 +534,11 @@ impl Courier for Network {
             return outcomes;
         }
         vec![self.carry(destination, head).await]
+    }
+
+    /// Speaking on IRC never looks at queue ids; relaying to QQ links each
+    /// line by its id ([`Network::relay_to_qq`]).
+    fn carries_unstored(&self, destination: &str) -> bool {
+        !self.is_from_irc(destination)
     }
 }

@@ -127,7 +127,7 @@ impl Network {
             let destination = from_irc_destination(self.name(), &line.channel);
             let skip = *skips
                 .entry(destination)
-                .or_insert_with_key(|d| self.queue_is_empty(d));
+                .or_insert_with_key(|d| self.outbox.is_empty(d));
             if !skip {
                 queued.push(line);
                 continue;

@@ -50,9 +50,6 @@ pub(crate) struct Network {
     /// NICKLEN last announced by the server; 0 = not known yet.
     nicklen: AtomicUsize,
     stopping: AtomicBool,
-    /// Set once the queues left by an earlier run have workers (see
-    /// [`Network::wake_queues`]); from then on an idle queue is empty.
-    queues_resumed: AtomicBool,
     /// Relay logins whose QQ queue refused lines as full since it last ran
     /// empty: the channel queues holding those lines are woken when it does.
     relays_held_back: Mutex<HashSet<String>>,
@@ -110,7 +107,6 @@ impl Network {
             command_turns: Mutex::new(HashMap::new()),
             nicklen: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
-            queues_resumed: AtomicBool::new(false),
             relays_held_back: Mutex::new(HashSet::new()),
             myself: myself.clone(),
         });
@@ -223,11 +219,8 @@ impl Network {
             return Ok(());
         };
         let prefix = super::ids::destination_prefix(self.name());
-        for destination in self.store.outbox_destinations(&prefix).await? {
-            self.outbox.wake(&courier, &destination);
-        }
-        self.queues_resumed.store(true, Ordering::Release);
-        Ok(())
+        // From the first call on, an idle queue is an empty one.
+        self.outbox.resume(&courier, &[&prefix]).await
     }
 
     /// Notes that `relay_user`'s QQ queue was full, so lines wait here.
@@ -243,12 +236,6 @@ impl Network {
         self.relays_held_back
             .lock()
             .is_ok_and(|mut held| held.remove(relay_user))
-    }
-
-    /// Whether nothing waits in `destination`'s queue, so a new item may
-    /// skip it without overtaking anything (see [`Outbox::is_idle`]).
-    pub(crate) fn queue_is_empty(&self, destination: &str) -> bool {
-        self.queues_resumed.load(Ordering::Acquire) && self.outbox.is_idle(destination)
     }
 
     /// Reads what every connection reports, until the network stops. What
