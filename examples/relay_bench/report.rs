@@ -9,9 +9,9 @@ use crate::http11_split::Http11Split;
 use crate::runs::{PathLatency, Ramp};
 use crate::stats::Percentiles;
 
-const FLOOR_QQ: &str = "floor QQ (WebQQ client -> sim -> poll2 client)";
-const FLOOR_MX: &str = "floor Matrix (client -> Synapse -> /sync client)";
-const FLOOR_IRC: &str = "floor IRC (client -> ngIRCd -> client)";
+pub const FLOOR_QQ: &str = "floor QQ (WebQQ client -> sim -> poll2 client)";
+pub const FLOOR_MX: &str = "floor Matrix (client -> Synapse -> /sync client)";
+pub const FLOOR_IRC: &str = "floor IRC (client -> ngIRCd -> client)";
 
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -22,7 +22,7 @@ pub struct Report {
 }
 
 /// The hops (floors) each bridged path crosses.
-fn floors_of(path: &str) -> &'static [&'static str] {
+pub fn floors_of(path: &str) -> &'static [&'static str] {
     match path {
         "QQ -> Matrix" | "Matrix -> QQ" => &[FLOOR_QQ, FLOOR_MX],
         "QQ -> IRC" | "IRC -> QQ" => &[FLOOR_QQ, FLOOR_IRC],
