@@ -23,7 +23,34 @@ const MAX_COOKIE_BYTES: usize = 4096;
 
 #[derive(Default)]
 pub struct CookieJar {
-    cookies: Mutex<BTreeMap<String, String>>,
+    cookies: Mutex<Cookies>,
+}
+
+/// The cookies and their `Cookie` header text, kept together: a session
+/// sends the same cookies with every request (every message sent, every
+/// poll) and they change only while logging in, so the text is built once
+/// per change instead of once per request.
+#[derive(Default)]
+struct Cookies {
+    by_name: BTreeMap<String, String>,
+    header: Option<String>,
+}
+
+impl Cookies {
+    fn changed(&mut self) {
+        self.header = (!self.by_name.is_empty()).then(|| {
+            let mut text = String::new();
+            for (name, value) in &self.by_name {
+                if !text.is_empty() {
+                    text.push_str("; ");
+                }
+                text.push_str(name);
+                text.push('=');
+                text.push_str(value);
+            }
+            text
+        });
+    }
 }
 
 impl fmt::Debug for CookieJar {
@@ -31,7 +58,7 @@ impl fmt::Debug for CookieJar {
         let names: Vec<String> = self
             .cookies
             .lock()
-            .map(|c| c.keys().cloned().collect())
+            .map(|c| c.by_name.keys().cloned().collect())
             .unwrap_or_default();
         f.debug_struct("CookieJar").field("names", &names).finish()
     }
@@ -44,7 +71,7 @@ impl CookieJar {
 
     /// The value of a cookie, if set.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.cookies.lock().ok()?.get(name).cloned()
+        self.cookies.lock().ok()?.by_name.get(name).cloned()
     }
 
     /// Sets a cookie as the client itself (`chkuin`, a rotated `ptwebqq`).
@@ -57,7 +84,8 @@ impl CookieJar {
     /// Forgets every cookie (before a fresh login).
     pub fn clear(&self) {
         if let Ok(mut cookies) = self.cookies.lock() {
-            cookies.clear();
+            cookies.by_name.clear();
+            cookies.changed();
         }
     }
 
@@ -68,7 +96,9 @@ impl CookieJar {
         };
         if let Ok(mut cookies) = self.cookies.lock() {
             if expired {
-                cookies.remove(&name);
+                if cookies.by_name.remove(&name).is_some() {
+                    cookies.changed();
+                }
             } else {
                 insert_bounded(&mut cookies, &name, &value);
             }
@@ -77,32 +107,25 @@ impl CookieJar {
 
     /// The `Cookie` header text: `a=1; b=2`, or `None` when empty.
     pub fn header_text(&self) -> Option<String> {
-        let cookies = self.cookies.lock().ok()?;
-        if cookies.is_empty() {
-            return None;
-        }
-        Some(
-            cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
+        self.cookies.lock().ok()?.header.clone()
     }
 }
 
-fn insert_bounded(cookies: &mut BTreeMap<String, String>, name: &str, value: &str) {
+fn insert_bounded(cookies: &mut Cookies, name: &str, value: &str) {
     if !valid_name(name) || name.len() + value.len() + 1 > MAX_COOKIE_BYTES {
         return;
     }
-    if cookies.len() >= MAX_COOKIES && !cookies.contains_key(name) {
+    if cookies.by_name.len() >= MAX_COOKIES && !cookies.by_name.contains_key(name) {
         return;
     }
     let value: String = value
         .chars()
         .filter(|c| !matches!(c, ';' | '\r' | '\n'))
         .collect();
-    cookies.insert(name.to_owned(), value);
+    if cookies.by_name.get(name) != Some(&value) {
+        cookies.by_name.insert(name.to_owned(), value);
+        cookies.changed();
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -211,6 +234,29 @@ mod tests {
     }
 
     proptest! {
+        /// The header is kept, not built per request: after any changes it
+        /// must still say exactly what the jar holds.
+        #[test]
+        fn the_header_always_says_what_the_jar_holds(
+            changes in proptest::collection::vec((0u8..4, "[a-c]", "[xy]{0,2}"), 0..40)
+        ) {
+            let jar = CookieJar::new();
+            for (change, name, value) in changes {
+                match change {
+                    0 => jar.set(&name, &value),
+                    1 => jar.apply_set_cookie(&format!("{name}={value}; Path=/")),
+                    2 => jar.apply_set_cookie(&format!("{name}=; Max-Age=0")),
+                    _ => jar.clear(),
+                }
+            }
+            let cookies = jar.cookies.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let expected: Vec<String> =
+                cookies.by_name.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let expected = (!expected.is_empty()).then(|| expected.join("; "));
+            drop(cookies);
+            prop_assert_eq!(jar.header_text(), expected);
+        }
+
         #[test]
         fn set_cookie_parsing_never_panics(header in "\\PC{0,120}") {
             let jar = CookieJar::new();
