@@ -106,6 +106,15 @@ fn contradictory_settings_point_at_the_key() {
             .map(|i| i + 1)
     );
 
+    for base in ["http://127.0.0.1:8000/?x=1", "http://127.0.0.1:8000/#top"] {
+        let e = err(&EXAMPLE.replace(
+            "server: http://127.0.0.1:8000",
+            &format!("server: \"{base}\""),
+        ));
+        assert_eq!(e.key.as_deref(), Some("qq.server"), "{e}");
+        assert!(e.message.contains("query or a fragment"), "{e}");
+    }
+
     let e = err(&EXAMPLE.replace("control_listen: null", "control_listen: 0.0.0.0:8001"));
     assert_eq!(e.key.as_deref(), Some("qq.simulator.control_listen"));
 

@@ -15,6 +15,12 @@ pub(super) fn validate(source: &Source<'_>, config: &Config) -> Result<(), Confi
     if server.scheme() != "http" && server.scheme() != "https" {
         return Err(source.error("qq.server", "must be an http:// or https:// URL"));
     }
+    if server.query().is_some() || server.fragment().is_some() {
+        return Err(source.error(
+            "qq.server",
+            "must not have a query or a fragment (#…): every QQ path is appended to it",
+        ));
+    }
     let sim = &config.qq.simulator;
     if sim.enabled && !url_reaches(&server, sim.listen) {
         return Err(source.error(
